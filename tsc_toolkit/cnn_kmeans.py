@@ -1,0 +1,699 @@
+"""CNNKMeans: a T-Loss causal CNN encoder followed by K-Means, as a scikit-learn clusterer."""
+
+from __future__ import annotations
+
+import os
+import time
+from numbers import Integral, Real
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .data import TimeSeriesValueError, as_dataset, series_lengths
+from .encoder import CausalCNNEncoder, encode, prepare_input
+from .persistence import ModelFormatError, read_bundle, write_bundle
+from .scaling import SCALING_METHODS, SeriesScaler
+from .training import (
+    Distributed,
+    PairEncoder,
+    make_batches,
+    nearest_centers,
+    normalize_embeddings,
+    resolve_device,
+    silhouette,
+)
+from .triplet import sample_triplets, triplet_loss
+
+__all__ = ["CNNKMeans", "Assignment"]
+
+_KIND = "tsc_toolkit.CNNKMeans"
+_CHECKPOINT_KIND = "tsc_toolkit.CNNKMeans.checkpoint"
+_HISTORY_COLUMNS = ["epoch", "train_loss", "train_score", "valid_loss", "valid_score"]
+
+
+class Assignment(NamedTuple):
+    """Cluster of each series, its distance to that cluster's center, and its embedding."""
+
+    closest_cluster: np.ndarray
+    distance_to_cluster: np.ndarray
+    embedding: np.ndarray
+
+
+class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Cluster time series with a T-Loss causal CNN encoder and K-Means on its embeddings.
+
+    The encoder (Franceschi et al., NeurIPS 2019) is trained without labels: a random
+    sub-series (anchor) should embed close to a sub-window of itself (positive) and far
+    from windows of other series (negatives). K-Means then groups the embeddings. Series
+    may have different lengths, missing values and several channels.
+
+    Parameters
+    ----------
+    clusters : int, default=8
+        Number of clusters.
+    algorithm : {"lloyd", "elkan", "webscale"}, default="lloyd"
+        K-Means variant: scikit-learn's Lloyd or Elkan, or the web-scale mini-batch
+        K-Means of SageMaker's built-in algorithm (:class:`tsc_toolkit.WebScaleKMeans`).
+    blocks : int, default=10
+        Number of dilated causal convolution blocks.
+    filters : int, default=40
+        Channels of all but the last convolution block.
+    kernel_size : int, default=3
+        Kernel size of the causal convolutions.
+    reduced_size : int, default=160
+        Channels of the last convolution block (max-pooled over time).
+    output_size : int, default=320
+        Size of the embedding.
+    negative_samples : int, default=10
+        Negatives per anchor in the triplet loss.
+    lr : float, default=0.001
+        Adam learning rate.
+    batch_size : int, default=10
+        Anchors per optimisation step.
+    epochs : int, default=100
+        Passes over the training series.
+    random_state : int, RandomState or None, default=None
+        Seed for weights, sampling and K-Means. With an int, CPU training is repeatable.
+    device : str, default="auto"
+        ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string.
+    scaling : {"series", "channel", "none"}, default="series"
+        How series are scaled before encoding (see :class:`~tsc_toolkit.scaling.SeriesScaler`);
+        the statistics are stored in the model and work for any length.
+    normalize : {"l2", "standard"} or None, default="l2"
+        How embeddings are normalised before K-Means. Raw T-Loss embeddings have
+        unconstrained norms that dominate Euclidean K-Means; "l2" clusters directions.
+    compared_length : int or None, default=None
+        Longest anchor window (caps the cost on long series).
+    max_steps : int or None, default=None
+        Stop after this many optimisation steps in all (a budget for large data).
+    score_sample_size : int, default=1000
+        Series used for the per-epoch silhouette scores; 0 skips per-epoch scores.
+    n_init : int, default=10
+        K-Means restarts for the final clustering.
+    checkpoint_dir : str or None, default=None
+        Where to save the full training state after every epoch; ``fit`` resumes from the
+        newest checkpoint found there.
+    warm_start : bool, default=False
+        If True and the model is fitted, ``fit`` continues training the encoder on the new
+        data for ``epochs`` more epochs instead of starting again.
+    verbose : int, default=0
+        1 prints one line per epoch in fg-research's format
+        (``epoch: N train_loss: ... train_score: ...``); 2 also shows progress bars.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_series,)
+        Cluster of each training series.
+    cluster_centers_ : ndarray of shape (clusters, output_size)
+        Centers in the normalised embedding space.
+    embeddings_ : ndarray of shape (n_series, output_size)
+        Normalised embeddings of the training series.
+    inertia_ : float
+        Sum of squared distances of the embeddings to their centers.
+    history_ : pandas.DataFrame
+        One row per epoch: epoch, train_loss, train_score, valid_loss, valid_score.
+    encoder_ : torch.nn.Module
+        The trained encoder.
+    scaler_ : SeriesScaler
+        Scaling fitted on the training series.
+    n_channels_ : int
+        Channels of the training series.
+    n_steps_ : int
+        Optimisation steps taken in all.
+
+    Examples
+    --------
+    >>> from tsc_toolkit import CNNKMeans
+    >>> from tsc_toolkit.datasets import make_series
+    >>> X, y = make_series(60, n_clusters=3, length=40, random_state=0)
+    >>> model = CNNKMeans(clusters=3, blocks=2, filters=16, reduced_size=16, output_size=16,
+    ...                   epochs=3, random_state=0, device="cpu").fit(X)
+    >>> model.predict(X[:5]).shape
+    (5,)
+    >>> model.transform(X[:5]).shape
+    (5, 16)
+    """
+
+    _parameter_constraints: dict = {
+        "clusters": [Interval(Integral, 1, None, closed="left")],
+        "algorithm": [StrOptions({"lloyd", "elkan", "webscale"})],
+        "blocks": [Interval(Integral, 0, None, closed="left")],
+        "filters": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "reduced_size": [Interval(Integral, 1, None, closed="left")],
+        "output_size": [Interval(Integral, 1, None, closed="left")],
+        "negative_samples": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "scaling": [StrOptions(set(SCALING_METHODS))],
+        "normalize": [StrOptions({"l2", "standard", "none"}), None],
+        "compared_length": [Interval(Integral, 1, None, closed="left"), None],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "score_sample_size": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, clusters=8, algorithm="lloyd", blocks=10, filters=40, kernel_size=3,
+                 reduced_size=160, output_size=320, negative_samples=10, lr=0.001,
+                 batch_size=10, epochs=100, *, random_state=None, device="auto",
+                 scaling="series", normalize="l2", compared_length=None, max_steps=None,
+                 score_sample_size=1000, n_init=10, checkpoint_dir=None, warm_start=False,
+                 verbose=0):
+        self.clusters = clusters
+        self.algorithm = algorithm
+        self.blocks = blocks
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.reduced_size = reduced_size
+        self.output_size = output_size
+        self.negative_samples = negative_samples
+        self.lr = lr
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.random_state = random_state
+        self.device = device
+        self.scaling = scaling
+        self.normalize = normalize
+        self.compared_length = compared_length
+        self.max_steps = max_steps
+        self.score_sample_size = score_sample_size
+        self.n_init = n_init
+        self.checkpoint_dir = checkpoint_dir
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None, X_valid=None, callbacks=None):
+        """Train the encoder on ``X`` and cluster the embeddings.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Training series, in any layout :func:`tsc_toolkit.as_dataset` accepts.
+        y : ignored
+        X_valid : array-like, optional
+            Validation series: adds ``valid_loss`` and ``valid_score`` to the history.
+        callbacks : list, optional
+            Each a callable ``cb(model, record)`` run after every epoch, or an object with
+            any of ``on_train_begin(model)``, ``on_epoch_end(model, record)``,
+            ``on_train_end(model)``. Call :meth:`request_stop` to end training early.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = as_dataset(X)
+        Xv = None if X_valid is None else as_dataset(X_valid, name="X_valid")
+        if Xv is not None and Xv.shape[1] != X.shape[1]:
+            raise TimeSeriesValueError(
+                f"X_valid has {Xv.shape[1]} channel(s) but X has {X.shape[1]}.")
+        dist = Distributed()
+        device = resolve_device(self.device)
+        continuing = self.warm_start and hasattr(self, "encoder_")
+        if continuing and X.shape[1] != self.n_channels_:
+            raise TimeSeriesValueError(
+                f"warm_start: X has {X.shape[1]} channel(s) but the model was trained on "
+                f"{self.n_channels_}.")
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if not continuing:
+            self.n_channels_ = X.shape[1]
+            self.scaler_ = SeriesScaler(self.scaling).fit(X)
+            self.encoder_ = self._build_encoder(seed)
+            self.history_ = _empty_history()
+            self.n_steps_ = 0
+        self.encoder_.to(device)
+        self._stop = False
+
+        inputs_np = prepare_input(self.scaler_.transform(X))
+        lengths = series_lengths(X)
+        inputs = torch.from_numpy(inputs_np)
+        if inputs.nbytes < 2 ** 31 or device.type == "cpu":
+            inputs = inputs.to(device)
+        optimizer = torch.optim.Adam(self.encoder_.parameters(), lr=self.lr)
+        rngs = {"batches": np.random.default_rng(seed),
+                "crops": np.random.default_rng([seed, dist.rank])}
+        start_epoch = len(self.history_)
+        first_epoch = start_epoch
+        resumed = self._resume(optimizer, rngs, X) if self.checkpoint_dir else None
+        if resumed is not None:
+            start_epoch = resumed
+        scorer = _EpochScorer(self, X, Xv, lengths, seed)
+        net = dist.wrap(PairEncoder(self.encoder_), device)
+        callbacks = [_Callback.wrap(cb) for cb in (callbacks or [])]
+        for cb in callbacks:
+            cb.on_train_begin(self)
+
+        total_epochs = first_epoch + self.epochs
+        bar = None
+        if self.verbose >= 2 and dist.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_epochs, initial=start_epoch, desc="training", unit="epoch")
+        try:
+            for epoch in range(start_epoch, total_epochs):
+                if self.max_steps is not None and self.n_steps_ >= self.max_steps:
+                    break
+                tic = time.perf_counter()
+                self.encoder_.train()
+                loss = self._run_epoch(net, optimizer, inputs, lengths, rngs, dist)
+                loss = dist.mean(loss, device)
+                record = {"epoch": epoch + 1, "epochs": total_epochs, "train_loss": loss}
+                record.update(scorer.scores(device) if dist.is_main else
+                              {"train_score": np.nan, "valid_loss": np.nan,
+                               "valid_score": np.nan})
+                record["seconds"] = time.perf_counter() - tic
+                self._append_history(record)
+                if dist.is_main:
+                    self._log(record, Xv is not None, bar)
+                    for cb in callbacks:
+                        cb.on_epoch_end(self, record)
+                    if self.checkpoint_dir:
+                        self._save_checkpoint(optimizer, rngs, X, epoch + 1)
+                if dist.any(self._stop, device):
+                    break
+        except KeyboardInterrupt:
+            # A notebook user pressed "interrupt": keep what was learned so far.
+            if self.verbose:
+                print("Training interrupted; clustering with the encoder as it is.")
+        finally:
+            if bar is not None:
+                bar.close()
+        self.encoder_.eval()
+        self._cluster_training_set(inputs_np, lengths, device, seed)
+        for cb in callbacks:
+            cb.on_train_end(self)
+        return self
+
+    def _build_encoder(self, seed: int) -> CausalCNNEncoder:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return CausalCNNEncoder(2 * self.n_channels_, self.filters, self.blocks,
+                                    self.reduced_size, self.output_size, self.kernel_size)
+
+    def _run_epoch(self, net, optimizer, inputs, lengths, rngs, dist) -> float:
+        batches = dist.shard(make_batches(lengths, self.batch_size, rngs["batches"]))
+        total, count = 0.0, 0
+        for batch in batches:
+            if self.max_steps is not None and self.n_steps_ >= self.max_steps:
+                break
+            anchors, positives, negatives = sample_triplets(
+                batch, lengths, self.negative_samples, rngs["crops"], self.compared_length)
+            optimizer.zero_grad(set_to_none=True)
+            loss = triplet_loss(net, inputs, anchors, positives, negatives)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            count += 1
+            self.n_steps_ += 1
+        return total / max(count, 1)
+
+    def _cluster_training_set(self, inputs_np, lengths, device, seed) -> None:
+        raw = encode(self.encoder_, inputs_np, lengths, device, progress=self.verbose >= 2)
+        if self.normalize == "standard":
+            self.embedding_mean_ = raw.mean(axis=0)
+            std = raw.std(axis=0)
+            self.embedding_scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        self.embeddings_ = self._normalize(raw)
+        self._fit_centers(self.clusters, seed)
+
+    def _fit_centers(self, k: int, seed: int) -> None:
+        z = self.embeddings_
+        if k > len(z):
+            raise ValueError(f"clusters={k} is more than the {len(z)} training series.")
+        km = self._make_kmeans(k, seed, self.n_init).fit(z)
+        self.cluster_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
+        self.labels_, dist = nearest_centers(z, self.cluster_centers_)
+        self.inertia_ = float((dist.astype(np.float64) ** 2).sum())
+
+    def _make_kmeans(self, k: int, seed: int, n_init: int):
+        if self.algorithm == "webscale":
+            from .kmeans import WebScaleKMeans
+
+            return WebScaleKMeans(k=k, random_state=seed, device=self.device)
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters=k, algorithm=self.algorithm, n_init=n_init, random_state=seed)
+
+    def _normalize(self, raw: np.ndarray) -> np.ndarray:
+        return normalize_embeddings(raw, self.normalize, getattr(self, "embedding_mean_", None),
+                                    getattr(self, "embedding_scale_", None))
+
+    def _normalize_epoch(self, raw: np.ndarray) -> np.ndarray:
+        # During training there are no stored statistics yet: "standard" uses the sample's own.
+        if self.normalize == "standard":
+            std = raw.std(axis=0)
+            return normalize_embeddings(raw, "standard", raw.mean(axis=0),
+                                        np.where(std > 1e-8, std, 1.0))
+        return normalize_embeddings(raw, self.normalize)
+
+    def _append_history(self, record: dict) -> None:
+        import pandas as pd
+
+        row = pd.DataFrame([{c: record.get(c, np.nan) for c in _HISTORY_COLUMNS}])
+        self.history_ = row if self.history_.empty else pd.concat(
+            [self.history_, row], ignore_index=True)
+
+    def _log(self, record: dict, has_valid: bool, bar) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                            score=f"{record['train_score']:.3f}")
+        if self.verbose < 1:
+            return
+        line = (f"epoch: {record['epoch']} train_loss: {record['train_loss']:.8f} "
+                f"train_score: {record['train_score']:.8f}")
+        if has_valid:
+            line += (f" valid_loss: {record['valid_loss']:.8f} "
+                     f"valid_score: {record['valid_score']:.8f}")
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def request_stop(self) -> None:
+        """Ask a running ``fit`` to stop after the current epoch; the model stays usable."""
+        self._stop = True
+
+    # ---------------------------------------------------------------- inference
+
+    def transform(self, X) -> np.ndarray:
+        """Embeddings of ``X`` in the space of ``cluster_centers_`` (normalised).
+
+        Returns
+        -------
+        ndarray of shape (n_series, output_size), float32
+        """
+        check_is_fitted(self, "cluster_centers_")
+        X = as_dataset(X)
+        if X.shape[1] != self.n_channels_:
+            raise TimeSeriesValueError(
+                f"X has {X.shape[1]} channel(s) but the model was trained on "
+                f"{self.n_channels_}.")
+        device = resolve_device(self.device)
+        self.encoder_.to(device)
+        raw = encode(self.encoder_, prepare_input(self.scaler_.transform(X)), series_lengths(X),
+                     device, progress=self.verbose >= 2)
+        return self._normalize(raw)
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """Fit, then return the embeddings of the training series (computed once)."""
+        return self.fit(X, y, **fit_params).embeddings_.copy()
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster of each series: the nearest center to its embedding."""
+        return self.assign(X).closest_cluster
+
+    def assign(self, X) -> Assignment:
+        """Cluster, distance to that cluster's center, and embedding of each series.
+
+        The names follow SageMaker's built-in K-Means (``closest_cluster``,
+        ``distance_to_cluster``); the distance is Euclidean in the embedding space.
+        """
+        z = self.transform(X)
+        labels, dist = nearest_centers(z, self.cluster_centers_)
+        return Assignment(labels, dist, z)
+
+    def score(self, X, y=None) -> float:
+        """Negative inertia of ``X`` (higher is better), as scikit-learn's KMeans."""
+        return -float((self.assign(X).distance_to_cluster.astype(np.float64) ** 2).sum())
+
+    def refit_clusters(self, k: int, random_state=None) -> CNNKMeans:
+        """Re-cluster the stored training embeddings into ``k`` clusters, without retraining.
+
+        Sets ``clusters`` to ``k`` and updates ``labels_``, ``cluster_centers_`` and
+        ``inertia_``.
+        """
+        check_is_fitted(self, "embeddings_")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        rs = self.random_state if random_state is None else random_state
+        seed = int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        self.clusters = int(k)
+        self._fit_centers(int(k), seed)
+        return self
+
+    # -------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike, *, include_embeddings: bool = True) -> Path:
+        """Save the fitted model to the folder ``path`` (JSON config + safetensors weights).
+
+        ``include_embeddings=False`` leaves out the training embeddings (smaller file, but
+        :meth:`refit_clusters` then needs a new ``fit``).
+        """
+        check_is_fitted(self, "cluster_centers_")
+        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        tensors["cluster_centers"] = self.cluster_centers_
+        if include_embeddings:
+            tensors["embeddings"] = self.embeddings_
+            tensors["labels"] = self.labels_
+        return write_bundle(path, _KIND, self._meta(), tensors)
+
+    def _meta(self) -> dict:
+        params = self.get_params()
+        params["checkpoint_dir"] = None if params["checkpoint_dir"] is None else \
+            str(params["checkpoint_dir"])
+        params["device"] = str(params["device"])
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        state = {"n_channels": self.n_channels_, "scaler": self.scaler_.to_dict(),
+                 "history": self.history_.to_dict(orient="list"), "n_steps": self.n_steps_}
+        if hasattr(self, "inertia_"):
+            state["inertia"] = self.inertia_
+        if hasattr(self, "embedding_mean_"):
+            state["embedding_mean"] = self.embedding_mean_.tolist()
+            state["embedding_scale"] = self.embedding_scale_.tolist()
+        from . import __version__
+
+        return {"library_version": __version__, "params": params, "state": state}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> CNNKMeans:
+        """Open a model saved with :meth:`save`. Nothing is unpickled or executed.
+
+        Raises
+        ------
+        ModelFormatError
+            If the folder is missing, damaged, or of another format or version.
+        """
+        meta, tensors = read_bundle(path, _KIND)
+        model = cls._from_meta(meta, tensors, path)
+        if device is not None:
+            model.device = device
+        if "cluster_centers" not in tensors:
+            raise ModelFormatError(f"{path}: the weights hold no cluster centers.")
+        model.cluster_centers_ = tensors["cluster_centers"].numpy()
+        if "embeddings" in tensors:
+            model.embeddings_ = tensors["embeddings"].numpy()
+            model.labels_ = tensors["labels"].numpy()
+        return model
+
+    @classmethod
+    def _from_meta(cls, meta: dict, tensors: dict, path) -> CNNKMeans:
+        import pandas as pd
+
+        try:
+            params, state = dict(meta["params"]), meta["state"]
+            known = cls._get_param_names()
+            unknown = set(params) - set(known)
+            if unknown:
+                raise ModelFormatError(f"{path}: unknown parameters {sorted(unknown)}.")
+            model = cls(**params)
+            model.n_channels_ = int(state["n_channels"])
+            model.scaler_ = SeriesScaler.from_dict(state["scaler"])
+            model.history_ = pd.DataFrame(state["history"], columns=_HISTORY_COLUMNS)
+            model.n_steps_ = int(state.get("n_steps", 0))
+            if "inertia" in state:
+                model.inertia_ = float(state["inertia"])
+            if "embedding_mean" in state:
+                model.embedding_mean_ = np.asarray(state["embedding_mean"], dtype=np.float32)
+                model.embedding_scale_ = np.asarray(state["embedding_scale"], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, ModelFormatError):
+                raise
+            raise ModelFormatError(f"{path}: config.json lacks or garbles {err}.") from None
+        model.encoder_ = model._build_encoder(0)
+        weights = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
+        try:
+            model.encoder_.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise ModelFormatError(f"{path}: the weights do not fit the configured encoder "
+                                   f"({str(err).splitlines()[0]}).") from None
+        model.encoder_.eval()
+        return model
+
+    # -------------------------------------------------------------- checkpoints
+
+    def _checkpoints(self) -> list[Path]:
+        root = Path(self.checkpoint_dir)
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.glob("epoch-*") if p.is_dir())
+
+    def _save_checkpoint(self, optimizer, rngs, X, epoch: int) -> None:
+        opt = optimizer.state_dict()
+        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        for pid, st in opt["state"].items():
+            for key, value in st.items():
+                tensors[f"optimizer.{pid}.{key}"] = value
+        meta = self._meta()
+        meta["checkpoint"] = {
+            "epoch": epoch,
+            "param_groups": opt["param_groups"],
+            "rngs": {name: rng.bit_generator.state for name, rng in rngs.items()},
+            "data": _fingerprint(X),
+        }
+        write_bundle(Path(self.checkpoint_dir) / f"epoch-{epoch:06d}", _CHECKPOINT_KIND, meta,
+                     tensors)
+        for old in self._checkpoints()[:-2]:  # keep the newest two
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _resume(self, optimizer, rngs, X) -> int | None:
+        found = self._checkpoints()
+        if not found:
+            return None
+        latest = found[-1]
+        meta, tensors = read_bundle(latest, _CHECKPOINT_KIND)
+        ck = meta.get("checkpoint", {})
+        if ck.get("data") != _fingerprint(X):
+            raise ValueError(
+                f"The checkpoint in {latest} was written while training on other data. "
+                "Empty checkpoint_dir (or choose another) to start a new training.")
+        saved = meta["params"]
+        for name in ("blocks", "filters", "kernel_size", "reduced_size", "output_size"):
+            if saved.get(name) != getattr(self, name):
+                raise ValueError(f"The checkpoint in {latest} has {name}={saved.get(name)!r} "
+                                 f"but this model has {getattr(self, name)!r}.")
+        restored = self._from_meta(meta, tensors, latest)
+        self.encoder_.load_state_dict(restored.encoder_.state_dict())
+        self.scaler_, self.history_ = restored.scaler_, restored.history_
+        self.n_steps_ = restored.n_steps_
+        state = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": ck["param_groups"]})
+        for name, rng in rngs.items():
+            if name in ck["rngs"]:
+                rng.bit_generator.state = ck["rngs"][name]
+        if self.verbose:
+            print(f"Resuming from {latest} (epoch {ck['epoch']}).", flush=True)
+        return int(ck["epoch"])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class _EpochScorer:
+    """Per-epoch silhouette scores and validation loss, on fixed samples of the data."""
+
+    def __init__(self, model: CNNKMeans, X, Xv, lengths, seed):
+        self.model, self.seed = model, seed
+        rng = np.random.default_rng([seed, 1])
+        size = model.score_sample_size
+
+        def sample(data):
+            if data is None or size == 0:
+                return None
+            idx = np.sort(rng.choice(len(data), min(size, len(data)), replace=False))
+            part = data[idx]
+            return prepare_input(model.scaler_.transform(part)), series_lengths(part)
+
+        self.train = sample(X)
+        self.valid = sample(Xv) if Xv is not None else None
+        if Xv is not None and self.valid is None:  # valid loss without scores
+            self.valid = (prepare_input(model.scaler_.transform(Xv)), series_lengths(Xv))
+
+    def scores(self, device) -> dict:
+        nan = float("nan")
+        out = {"train_score": nan, "valid_loss": nan, "valid_score": nan}
+        m = self.model
+        km = None
+        if self.train is not None:
+            z = m._normalize_epoch(encode(m.encoder_, *self.train, device))
+            k = min(m.clusters, len(z) - 1)
+            if k >= 2:
+                km = m._make_kmeans(k, self.seed, 1).fit(z)
+                out["train_score"] = silhouette(z, km.predict(z), self.seed)
+        if self.valid is not None:
+            inputs, lengths = self.valid
+            t = torch.from_numpy(inputs).to(device)
+            rng = np.random.default_rng([self.seed, 2])  # same draws every epoch
+            losses = []
+            with torch.no_grad():
+                for batch in make_batches(lengths, m.batch_size, rng):
+                    crops = sample_triplets(batch, lengths, m.negative_samples, rng,
+                                            m.compared_length)
+                    losses.append(float(triplet_loss(PairEncoder(m.encoder_), t, *crops)))
+            out["valid_loss"] = float(np.mean(losses))
+            if km is not None and m.score_sample_size > 0:
+                zv = m._normalize_epoch(encode(m.encoder_, inputs, lengths, device))
+                out["valid_score"] = silhouette(zv, km.predict(zv), self.seed)
+        return out
+
+
+class _Callback:
+    """Adapter giving plain callables and partial callback objects the full protocol."""
+
+    def __init__(self, target):
+        self.target = target
+
+    @classmethod
+    def wrap(cls, target):
+        if not callable(target) and not any(hasattr(target, m) for m in
+                                            ("on_train_begin", "on_epoch_end", "on_train_end")):
+            raise TypeError(f"A callback must be callable or have on_epoch_end(model, record); "
+                            f"got {type(target).__name__}.")
+        return cls(target)
+
+    def on_train_begin(self, model):
+        fn = getattr(self.target, "on_train_begin", None)
+        if fn is not None:
+            fn(model)
+
+    def on_epoch_end(self, model, record):
+        fn = getattr(self.target, "on_epoch_end", None)
+        if fn is not None:
+            fn(model, record)
+        elif callable(self.target):
+            self.target(model, record)
+
+    def on_train_end(self, model):
+        fn = getattr(self.target, "on_train_end", None)
+        if fn is not None:
+            fn(model)
+
+
+def _empty_history():
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "epoch" else "float64")
+                         for c in _HISTORY_COLUMNS})
+
+
+def _fingerprint(X: np.ndarray) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(X.shape).encode())
+    h.update(np.ascontiguousarray(X).tobytes())
+    return h.hexdigest()
