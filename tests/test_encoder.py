@@ -1,0 +1,129 @@
+"""The causal CNN encoder: padding never changes an embedding, missing values keep their place."""
+
+import numpy as np
+import pytest
+import torch
+
+from tsc_toolkit.data import series_lengths
+from tsc_toolkit.encoder import CausalCNNEncoder, encode, prepare_input
+from tsc_toolkit.triplet import Crops, gather_crops, sample_triplets
+
+
+def _encoder(in_channels=2, seed=0):
+    torch.manual_seed(seed)
+    return CausalCNNEncoder(in_channels, filters=8, blocks=3, reduced_size=8, output_size=6,
+                            kernel_size=3).eval()
+
+
+def test_architecture_follows_the_paper():
+    enc = CausalCNNEncoder(4, filters=40, blocks=10, reduced_size=160, output_size=320,
+                           kernel_size=3)
+    convs = [m for m in enc.network.modules() if isinstance(m, torch.nn.Conv1d)
+             and m.kernel_size == (3,)]
+    assert [c.dilation[0] for c in convs[::2]] == [2 ** i for i in range(11)]
+    assert convs[-1].out_channels == 160 and enc.linear.out_features == 320
+    # weight normalisation on every causal convolution
+    assert all(hasattr(c, "parametrizations") for c in convs)
+
+
+def test_embedding_inside_a_padded_batch_equals_embedding_alone(rng):
+    enc = _encoder()
+    lengths = np.array([50, 17, 33, 4])
+    X = np.full((4, 1, 50), np.nan, dtype=np.float32)
+    for i, n in enumerate(lengths):
+        X[i, 0, :n] = rng.normal(size=n)
+    inputs = prepare_input(X)
+    with torch.no_grad():
+        batched = enc(torch.from_numpy(inputs), torch.from_numpy(lengths))
+        for i, n in enumerate(lengths):
+            alone = enc(torch.from_numpy(inputs[i:i + 1, :, :n]), torch.tensor([n]))
+            torch.testing.assert_close(batched[i:i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_encode_helper_matches_one_by_one_on_mixed_lengths(rng):
+    enc = _encoder()
+    X = np.full((30, 1, 80), np.nan, dtype=np.float32)
+    lengths = rng.integers(5, 81, size=30)
+    for i, n in enumerate(lengths):
+        X[i, 0, :n] = rng.normal(size=n)
+    inputs = prepare_input(X)
+    batched = encode(enc, inputs, series_lengths(X), torch.device("cpu"), batch_size=7)
+    with torch.no_grad():
+        for i in (0, 11, 29):
+            n = int(lengths[i])
+            alone = enc(torch.from_numpy(inputs[i:i + 1, :, :n]), torch.tensor([n])).numpy()
+            np.testing.assert_allclose(batched[i:i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_missing_values_become_a_mask_channel_and_keep_their_place():
+    X = np.array([[[1.0, np.nan, 3.0, 4.0], [np.nan, 2.0, 2.0, 2.0]]], dtype=np.float32)
+    inputs = prepare_input(X)
+    assert inputs.shape == (1, 4, 4)
+    np.testing.assert_array_equal(inputs[0, 0], [1, 0, 3, 4])
+    np.testing.assert_array_equal(inputs[0, 2], [1, 0, 1, 1])
+    np.testing.assert_array_equal(inputs[0, 3], [0, 1, 1, 1])
+
+
+def test_a_missing_value_changes_the_embedding_but_not_its_timing(rng):
+    enc = _encoder()
+    x = rng.normal(size=(1, 1, 40)).astype(np.float32)
+    gap = x.copy()
+    gap[0, 0, 10] = np.nan
+    z_full = encode(enc, prepare_input(x), np.array([40]), torch.device("cpu"))
+    z_gap = encode(enc, prepare_input(gap), np.array([40]), torch.device("cpu"))
+    assert np.isfinite(z_gap).all()
+    assert not np.allclose(z_full, z_gap)
+    # masking keeps the series length: the embedding is not that of a shorter series
+    shifted = np.concatenate([x[:, :, :10], x[:, :, 11:]], axis=2)
+    z_shift = encode(enc, prepare_input(shifted), np.array([39]), torch.device("cpu"))
+    assert not np.allclose(z_gap, z_shift)
+
+
+def test_the_encoder_is_causal(rng):
+    enc = _encoder()
+    x = torch.from_numpy(prepare_input(rng.normal(size=(1, 1, 30)).astype(np.float32)))
+    changed = x.clone()
+    changed[0, 0, 20:] += 5.0
+    with torch.no_grad():
+        assert torch.allclose(enc(x, torch.tensor([20])), enc(changed, torch.tensor([20])))
+        assert not torch.allclose(enc(x, torch.tensor([25])), enc(changed, torch.tensor([25])))
+
+
+def test_triplet_crops_stay_inside_their_series(rng):
+    lengths = np.array([10, 50, 23, 7, 50, 31])
+    for _ in range(50):
+        batch = rng.choice(6, size=3, replace=False)
+        anchors, positives, negatives = sample_triplets(batch, lengths, 4, rng)
+        for crops in (anchors, positives, negatives):
+            assert (crops.length >= 1).all()
+            assert (crops.start >= 0).all()
+            assert (crops.start + crops.length <= lengths[crops.series]).all()
+        # positives are sub-windows of their anchors
+        assert (positives.start >= anchors.start).all()
+        assert (positives.start + positives.length <= anchors.start + anchors.length).all()
+        assert len(negatives.series) == 4 * 3
+
+
+def test_compared_length_caps_the_anchors(rng):
+    lengths = np.full(8, 500)
+    for _ in range(20):
+        anchors, _, _ = sample_triplets(np.arange(4), lengths, 2, rng, compared_length=40)
+        assert anchors.length.max() <= 40
+
+
+def test_gather_crops_cuts_the_right_values():
+    inputs = torch.arange(2 * 2 * 10, dtype=torch.float32).reshape(2, 2, 10)
+    crops = Crops(np.array([1, 0]), np.array([3, 0]), np.array([4, 2]))
+    x, lengths = gather_crops(inputs, crops)
+    assert x.shape == (2, 2, 4)
+    torch.testing.assert_close(x[0], inputs[1, :, 3:7])
+    torch.testing.assert_close(x[1, :, :2], inputs[0, :, :2])
+    assert lengths.tolist() == [4, 2]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_any_number_of_channels(channels, rng):
+    enc = _encoder(in_channels=2 * channels)
+    X = rng.normal(size=(5, channels, 20)).astype(np.float32)
+    z = encode(enc, prepare_input(X), series_lengths(X), torch.device("cpu"))
+    assert z.shape == (5, 6) and z.dtype == np.float32

@@ -1,0 +1,103 @@
+"""The ``tsc-toolkit`` command: fit a model on fg-style CSV files and predict with it.
+
+Examples (shell)::
+
+    tsc-toolkit fit data/train.csv --valid data/valid.csv --model-dir model --clusters 3 \\
+        --epochs 20 --random-state 0
+    tsc-toolkit predict model data/test.csv --output predictions.csv
+
+``predict`` writes fg-research's output contract: the cluster label (as a float) in the first
+column, then the embedding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .hyperparameters import HYPERPARAMETERS, HyperparameterError, parse_hyperparameters
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tsc-toolkit`` (subcommands ``fit`` and ``predict``)."""
+    parser = argparse.ArgumentParser(
+        prog="tsc-toolkit",
+        description="Cluster time series with a T-Loss CNN encoder and K-Means.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fit = sub.add_parser("fit", help="train a model on a CSV file of series",
+                         description="Train CNN-KMeans on fg-style CSV files. Hyperparameters "
+                                     "use fg-research's names, e.g. --kernel-size 3.")
+    fit.add_argument("train", help="training CSV (one series per row)")
+    fit.add_argument("--valid", help="validation CSV (adds valid_loss and valid_score)")
+    fit.add_argument("--model-dir", required=True, help="folder to save the model in")
+    fit.add_argument("--checkpoint-dir", help="save training state every epoch and resume")
+    hp = fit.add_argument_group("hyperparameters")
+    for name in HYPERPARAMETERS:
+        if name != "verbose":
+            hp.add_argument(f"--{name}", dest=f"hp:{name}", metavar="VALUE")
+    fit.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
+
+    pred = sub.add_parser("predict", help="cluster the series of a CSV file",
+                          description="Write the cluster label and embedding of each series.")
+    pred.add_argument("model_dir", help="a folder written by `tsc-toolkit fit` or model.save")
+    pred.add_argument("input", help="CSV file of series to cluster")
+    pred.add_argument("--output", "-o", help="output CSV (default: standard output)")
+    pred.add_argument("--channels", type=int, default=None,
+                      help="rows per series (default: as the model was trained)")
+    pred.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tsc-toolkit``; returns the exit status (0 on success, 2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "fit":
+            return _fit(args)
+        return _predict(args)
+    except (HyperparameterError, ValueError) as err:
+        print(f"tsc-toolkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _fit(args) -> int:
+    from .cnn_kmeans import CNNKMeans
+    from .csvio import read_csv
+
+    given = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp:") and v is not None}
+    kwargs = parse_hyperparameters(given)
+    channels = kwargs.pop("channels", 1)
+    kwargs.setdefault("verbose", 0 if args.quiet else 1)
+    if args.checkpoint_dir:
+        kwargs["checkpoint_dir"] = args.checkpoint_dir
+    X = read_csv(args.train, channels=channels)
+    Xv = read_csv(args.valid, channels=channels) if args.valid else None
+    model = CNNKMeans(**kwargs)
+    if not args.quiet:
+        print(f"Training on {len(X)} time series with {X.shape[1]} channel(s).", flush=True)
+    model.fit(X, X_valid=Xv)
+    path = model.save(args.model_dir)
+    if not args.quiet:
+        print(f"Model saved to {path}", flush=True)
+    return 0
+
+
+def _predict(args) -> int:
+    from .cnn_kmeans import CNNKMeans
+    from .csvio import read_csv, write_predictions_csv
+
+    model = CNNKMeans.load(args.model_dir, device=args.device)
+    channels = args.channels or model.n_channels_
+    X = read_csv(args.input, channels=channels)
+    result = model.assign(X)
+    write_predictions_csv(result.closest_cluster, result.embedding,
+                          args.output if args.output else sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
