@@ -107,8 +107,11 @@ def triplet_loss(pair_encoder, inputs: torch.Tensor, anchors: Crops, positives: 
     """
     n = len(anchors.series)
     others = Crops(*(np.concatenate([p, q]) for p, q in zip(positives, negatives)))
-    z_anchor, z_others = pair_encoder(*gather_crops(inputs, anchors),
-                                      *gather_crops(inputs, others))
+    # Data too large for the GPU stays in host memory; only the crops travel.
+    device = next(pair_encoder.parameters()).device
+    xa, la = (t.to(device, non_blocking=True) for t in gather_crops(inputs, anchors))
+    xo, lo = (t.to(device, non_blocking=True) for t in gather_crops(inputs, others))
+    z_anchor, z_others = pair_encoder(xa, la, xo, lo)
     z_pos, z_neg = z_others[:n], z_others[n:].reshape(-1, n, z_others.shape[1])
     pos_term = -F.logsigmoid((z_anchor * z_pos).sum(dim=1)).mean()
     # mean over negatives and anchors = (1/K) Σ_k mean_j, as in the paper
