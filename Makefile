@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 
-.PHONY: venv test test-unit lint demo bench bench-fast clean
+.PHONY: venv test test-unit test-oldest lint demo bench bench-fast clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,16 @@ test: venv
 test-unit: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
 
+# The oldest versions we support, as SageMaker Studio ships them (numpy 1.26, scikit-learn 1.5-1.7).
+OLDEST := "numpy==1.26.4" "scikit-learn==1.5.2" "scipy==1.13.1" "pandas==2.2.3"
+test-oldest:
+	$(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/pip install -q "$(TORCH_SPEC)" $(OLDEST)
+	.venv-oldest/bin/pip install -q -e ".[dev]" $(OLDEST)
+	.venv-oldest/bin/python -m pytest -n 2 --dist loadfile tests
+
 lint: venv
 	$(BIN)/ruff check tsc_toolkit tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache

@@ -77,8 +77,8 @@ def as_dataset(obj: Any, *, min_observed: int = 2, name: str = "X") -> np.ndarra
     >>> X = as_dataset([np.arange(5.0), np.arange(3.0)])
     >>> X.shape, X.dtype
     ((2, 1, 5), dtype('float32'))
-    >>> np.isnan(X[1, 0, 3:]).all()
-    np.True_
+    >>> bool(np.isnan(X[1, 0, 3:]).all())
+    True
     """
     X = _convert(obj, name)
     return check_dataset(X, min_observed=min_observed, name=name)
