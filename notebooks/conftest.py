@@ -1,0 +1,27 @@
+"""Notebook runs under ``pytest --nbval-lax``: fast mode, one thread, a sanitiser found from anywhere.
+
+nbval starts each notebook's kernel as a child of the pytest process, so the environment set
+here reaches the notebooks' first cell, which reads it through ``tsc_toolkit.demo``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Fast mode unless the caller chose otherwise (TSC_TOOLKIT_FAST=0 pytest notebooks runs in full).
+os.environ.setdefault("TSC_TOOLKIT_FAST", "1")
+# Two xdist workers share two cores: one thread per kernel keeps them from fighting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Kernels import the package from this checkout, not from another copy installed elsewhere.
+_ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def pytest_configure(config):
+    # pyproject's addopts names the sanitiser relative to the repository root; nbval opens it
+    # relative to the working directory, so resolve it when pytest runs from elsewhere.
+    path = getattr(config.option, "nbval_sanitize_with", None)
+    if path and not Path(path).exists() and (config.rootpath / path).exists():
+        config.option.nbval_sanitize_with = str(config.rootpath / path)
