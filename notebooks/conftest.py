@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 # Fast mode unless the caller chose otherwise (TSC_TOOLKIT_FAST=0 pytest notebooks runs in full).
-os.environ.setdefault("TSC_TOOLKIT_FAST", "1")
+_FAST = os.environ.setdefault("TSC_TOOLKIT_FAST", "1")
 # Two xdist workers share two cores: one thread per kernel keeps them from fighting.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Kernels import the package from this checkout, not from another copy installed elsewhere.
@@ -25,3 +27,11 @@ def pytest_configure(config):
     path = getattr(config.option, "nbval_sanitize_with", None)
     if path and not Path(path).exists() and (config.rootpath / path).exists():
         config.option.nbval_sanitize_with = str(config.rootpath / path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # The kernel starts when a notebook's first cell is set up; a unit test that ran earlier in
+    # this worker may have changed the environment, so set the mode again just before.
+    if item.path.suffix == ".ipynb":
+        os.environ["TSC_TOOLKIT_FAST"] = _FAST

@@ -45,3 +45,9 @@ def test_settings_are_a_fresh_copy_each_call():
 def test_quiet_settings_print_nothing(capsys):
     settings(fast=True, verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def test_fast_mode_can_read_a_given_mapping_without_touching_the_environment(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "0")
+    assert fast_mode({ENV_VAR: "1"}) is True
+    assert fast_mode() is False

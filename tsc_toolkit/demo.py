@@ -8,6 +8,7 @@ run in seconds under ``pytest --nbval-lax``; without the variable a reader gets 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["ENV_VAR", "fast_mode", "settings"]
@@ -41,22 +42,22 @@ _FULL: dict[str, Any] = {
 }
 
 
-def fast_mode() -> bool:
+def fast_mode(environ: Mapping[str, str] | None = None) -> bool:
     """True when ``TSC_TOOLKIT_FAST`` is set to 1 (or true, yes, on).
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Where to look; ``os.environ`` by default.
 
     Examples
     --------
-    >>> import os
     >>> from tsc_toolkit.demo import fast_mode
-    >>> os.environ["TSC_TOOLKIT_FAST"] = "1"
-    >>> fast_mode()
-    True
-    >>> os.environ["TSC_TOOLKIT_FAST"] = "0"
-    >>> fast_mode()
-    False
-    >>> del os.environ["TSC_TOOLKIT_FAST"]
+    >>> fast_mode({"TSC_TOOLKIT_FAST": "1"}), fast_mode({"TSC_TOOLKIT_FAST": "0"}), fast_mode({})
+    (True, False, False)
     """
-    return os.environ.get(ENV_VAR, "").strip().lower() in _TRUE
+    environ = os.environ if environ is None else environ
+    return environ.get(ENV_VAR, "").strip().lower() in _TRUE
 
 
 def settings(fast: bool | None = None, *, verbose: bool = True) -> dict[str, Any]:
