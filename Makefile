@@ -33,7 +33,8 @@ test-oldest:
 
 # `make demo`: run a notebook in full mode and save it as a self-contained HTML report.
 # PLOTLY_RENDERER adds a text/html copy of each figure, with plotly.js embedded once, so the
-# report draws its figures offline; widget state is not stored (it would need unpkg.com).
+# report draws its figures offline; widget state is not stored (it would need unpkg.com), and
+# require.js, which nothing in the report needs, is not fetched. LaTeX still uses MathJax's CDN.
 NOTEBOOK ?= notebooks/01_quickstart.ipynb
 REPORTS ?= reports
 
@@ -45,10 +46,12 @@ demo: $(BIN)/.notebooks
 	@$(MAKE) --no-print-directory report NOTEBOOK=$(NOTEBOOK) REPORTS=$(REPORTS)
 
 report:
+	@test -f $(NOTEBOOK) || { echo "$(NOTEBOOK) does not exist; choose one with NOTEBOOK=notebooks/..."; exit 1; }
 	@mkdir -p $(REPORTS)
 	TSC_TOOLKIT_FAST=0 PLOTLY_RENDERER=plotly_mimetype+notebook $(BIN)/jupyter nbconvert \
 		--to html --execute --ExecutePreprocessor.timeout=3600 \
 		--ExecutePreprocessor.store_widget_state=False \
+		--HTMLExporter.require_js_url=data:text/javascript, \
 		--output-dir $(REPORTS) $(NOTEBOOK)
 	@echo
 	@echo "Report: $(abspath $(REPORTS))/$(basename $(notdir $(NOTEBOOK))).html (open it in a browser; works offline)"
