@@ -85,7 +85,7 @@ def test_projection_colours_by_true_label_and_keeps_cluster_in_hover(model, data
     _, y = data
     fig = projection(model, color=np.array(["abc"[v] for v in y]), ids=[f"s{i}" for i in range(60)])
     data_ = traces(fig)
-    assert [t["name"] for t in data_] == ["label a", "label b", "label c"]
+    assert [t["name"] for t in data_] == ["a", "b", "c"]
     assert "label %{customdata[2]}" in data_[0]["hovertemplate"]
     row = data_[0]["customdata"][0]
     assert row[0].startswith("s") and row[2] == "a" and row[1] in {"0", "1", "2"}
@@ -229,6 +229,11 @@ def test_centroids_multivariate_has_one_row_per_channel():
     layout = fig.to_dict()["layout"]
     assert sum(1 for key in layout if key.startswith("xaxis")) == 4 * 2  # 2 blocks x 2 channels x 2 cols
     assert layout["yaxis"]["title"]["text"] == "channel 0"
+    only = centroids(X, y, channels=[1])
+    assert {t["meta"]["channel"] for t in traces(only, "center")} == {1}
+    assert only.to_dict()["layout"]["yaxis"]["title"]["text"] == "channel 1"
+    with pytest.raises(ValueError, match="channels"):
+        centroids(X, y, channels=[2])
 
 
 def test_centroids_from_a_model_needs_the_series(model, data):

@@ -70,7 +70,8 @@ def _series_for(model_or_X: Any, labels: Any, X: Any) -> tuple[np.ndarray, np.nd
 
 def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str = "mean",
               band: tuple[float, float] | None = (0.1, 0.9), max_members: int = 30,
-              clusters: Any = None, min_coverage: float = 0.0, col_wrap: int = 4,
+              clusters: Any = None, channels: Any = None, min_coverage: float = 0.0,
+              col_wrap: int = 4,
               random_state: int | None = 0, title: str | None = None,
               height: int | None = None, width: int | None = None) -> go.Figure:
     """One panel per cluster: faint member series, the centre series and a quantile band.
@@ -99,6 +100,8 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
         Members drawn as faint lines per cluster, sampled at random when there are more.
     clusters : sequence, optional
         Clusters to show (default: all, in order).
+    channels : sequence of int, optional
+        Channels to show, one row each (default: all).
     min_coverage : float, default=0.0
         The centre and band are drawn only at steps where more than this fraction of the
         cluster's members is observed (at least one member always).
@@ -129,6 +132,12 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
     if band is not None and not 0 <= band[0] < band[1] <= 1:
         raise ValueError(f"band must be two increasing quantiles in [0, 1], got {band!r}")
     data, labels = _series_for(model_or_X, labels, X)
+    if channels is not None:
+        channels = [int(c) for c in np.atleast_1d(channels)]
+        if not all(0 <= c < data.shape[1] for c in channels):
+            raise ValueError(f"channels must lie in [0, {data.shape[1]}), got {channels}")
+        data = data[:, channels, :]
+    names_ch = channels or list(range(data.shape[1]))
     n, n_channels, length = data.shape
     if labels is None:
         groups, names = np.zeros(n, dtype=int), {0: f"all series (n={n:,})"}
@@ -180,16 +189,7 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
                 centre = (np.nanmean(v, axis=0) if center == "mean"
                           else nan_quantile(v, 0.5))
             centre = np.where(visible, centre, np.nan)
-            meta = {"cluster": label_text(c), "channel": ch}
-            member_x = np.tile(np.append(steps, np.nan), len(draw))
-            member_y = np.concatenate(
-                [data[draw, ch, :span], np.full((len(draw), 1), np.nan)], axis=1).ravel()
-            scatter = go.Scattergl if member_y.size > _GL_POINTS else go.Scatter
-            fig.add_trace(scatter(
-                x=member_x, y=member_y, mode="lines", showlegend=False, hoverinfo="skip",
-                line=dict(color=rgba(colors[i], 0.25), width=1),
-                name=f"members of {meta['cluster']}", meta={"role": "members", **meta}),
-                row=row, col=col)
+            meta = {"cluster": label_text(c), "channel": names_ch[ch]}
             if band is not None:
                 lo = np.where(visible, nan_quantile(v[band_rows], band[0]), np.nan)
                 hi = np.where(visible, nan_quantile(v[band_rows], band[1]), np.nan)
@@ -200,16 +200,25 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
                     row=row, col=col)
                 fig.add_trace(go.Scatter(
                     x=steps, y=hi, mode="lines", line=dict(width=0), fill="tonexty",
-                    fillcolor=rgba(colors[i], 0.2), showlegend=False, hoverinfo="skip",
+                    fillcolor=rgba(colors[i], 0.25), showlegend=False, hoverinfo="skip",
                     name=band_name, meta={"role": "band_high", **meta}), row=row, col=col)
+            member_x = np.tile(np.append(steps, np.nan), len(draw))
+            member_y = np.concatenate(
+                [data[draw, ch, :span], np.full((len(draw), 1), np.nan)], axis=1).ravel()
+            scatter = go.Scattergl if member_y.size > _GL_POINTS else go.Scatter
+            fig.add_trace(scatter(
+                x=member_x, y=member_y, mode="lines", showlegend=False, hoverinfo="skip",
+                line=dict(color=rgba(colors[i], 0.3), width=0.8),
+                name=f"members of {meta['cluster']}", meta={"role": "members", **meta}),
+                row=row, col=col)
             fig.add_trace(go.Scatter(
                 x=steps, y=centre, mode="lines", showlegend=False,
                 line=dict(color=colors[i], width=2.5), name=f"{center} of {meta['cluster']}",
                 meta={"role": "center", **meta},
                 hovertemplate=f"step %{{x}}<br>{center} %{{y:.3g}}<extra></extra>"),
                 row=row, col=col)
-            if n_channels > 1 and col == 1:
-                fig.update_yaxes(title_text=f"channel {ch}", row=row, col=col)
+            if (n_channels > 1 or channels is not None) and col == 1:
+                fig.update_yaxes(title_text=f"channel {names_ch[ch]}", row=row, col=col)
 
     parts = []
     if band is not None:
@@ -277,7 +286,7 @@ def training_curves(history_or_model: Any, *, title: str | None = None,
             fig.add_trace(go.Scatter(x=frame["epoch"].to_numpy(), y=y, mode=markers, name=name,
                                      line=styles[split], legendgroup=split),
                           row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", dtick=max(1, math.ceil(len(frame) / 10)))
     if not len(frame):
         fig.add_annotation(text="no epochs yet", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5)

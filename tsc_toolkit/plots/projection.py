@@ -250,7 +250,8 @@ def projection(model_or_embeddings: Any, labels: Any = None, *, method: str = "p
     values = sorted_unique(groups)
     for value, col in zip(values, palette(len(values))):
         mask = groups == value
-        name = f"{legend} {label_text(value)}" if legend else "series"
+        name = ("series" if legend is None else f"cluster {label_text(value)}"
+                if legend == "cluster" else label_text(value))
         fig.add_trace(scatter(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name,
             marker=dict(color=col, size=size, opacity=0.8 if len(keep) > 5000 else 0.9),
