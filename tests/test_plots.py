@@ -256,6 +256,14 @@ def test_centroids_without_labels_draws_one_panel(data):
     assert panel_titles(fig) == ["all series (n=60)"]
 
 
+def test_centroids_subset_keeps_each_clusters_colour(data):
+    X, y = data
+    full = {t["meta"]["cluster"]: t["line"]["color"] for t in traces(centroids(X, y), "center")}
+    part = traces(centroids(X, y, clusters=[2]), "center")
+    assert [t["meta"]["cluster"] for t in part] == ["2"]
+    assert part[0]["line"]["color"] == full["2"] != full["0"]
+
+
 def test_centroids_at_100k_series_samples_members_and_says_so():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100_000, 1, 12)).astype(np.float32)

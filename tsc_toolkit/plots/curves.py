@@ -162,7 +162,10 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
     fig.layout.annotations = [a for a in fig.layout.annotations if a.text]
 
     sampled_members = sampled_band = False
-    colors = palette(len(shown))
+    # A cluster keeps the colour it has in the other figures when a subset is shown.
+    every = sorted_unique(groups)
+    every_colors = dict(zip(every, palette(len(every))))
+    colors = [every_colors.get(c, "#636efa") for c in shown]
     for i, c in enumerate(shown):
         idx = np.flatnonzero(groups == c)
         block, col = i // n_cols, i % n_cols + 1
