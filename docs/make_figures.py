@@ -17,6 +17,7 @@ Usage: ``python docs/make_figures.py [--out docs/images] [--epochs 20]``.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,20 @@ def k_scores(embeddings: np.ndarray, k_range=range(2, 9)):
     return scan_k(embeddings, k_range, random_state=0)
 
 
+def shrink(path: Path, limit_kb: int = 150) -> None:
+    """Re-save a PNG with a 256-colour palette when it is over ``limit_kb`` (needs Pillow)."""
+    if path.stat().st_size <= limit_kb * 1024:
+        return
+    try:
+        from PIL import Image
+    except ImportError:
+        print(f"{path} is over {limit_kb} KB; install Pillow to shrink it")
+        return
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "images"))
@@ -65,7 +80,7 @@ def main(argv=None) -> None:
     figures = {
         "projection": plots.projection(embeddings, labels, color=y,
                                        title=f"{args.dataset}: embeddings coloured by class"),
-        "centroids": plots.centroids(X, labels, max_members=10, channels=[0, 1, 2],
+        "centroids": plots.centroids(X, labels, max_members=6, channels=[0, 1, 2],
                                      title=f"{args.dataset}: cluster means"),
         "elbow": plots.elbow(k_scores(embeddings)),
         "training_curves": plots.training_curves(model),
@@ -74,11 +89,13 @@ def main(argv=None) -> None:
     import kaleido
 
     kaleido.start_sync_server()  # one browser for all images
+    warnings.filterwarnings("ignore", message="The kopts argument is ignored")
     try:
         for name, fig in figures.items():
             width = 1100 if name in ("centroids", "elbow") else 800
             path = out / f"{name}.png"
             fig.write_image(path, width=width, height=fig.layout.height or 450, scale=1)
+            shrink(path)
             print(f"{path} {path.stat().st_size / 1024:.0f} KB")
     finally:
         kaleido.stop_sync_server()
