@@ -83,7 +83,7 @@ def main(argv=None) -> None:
         "centroids": plots.centroids(X, labels, max_members=6, channels=[0, 1, 2],
                                      title=f"{args.dataset}: cluster means"),
         "elbow": plots.elbow(k_scores(embeddings)),
-        "training_curves": plots.training_curves(model),
+        "training_curves": plots.training_curves(model, log_loss=True),
         "contingency": plots.contingency(labels, y),
     }
     import kaleido

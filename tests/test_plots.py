@@ -340,6 +340,13 @@ def test_elbow_scan_with_plain_attribute_names_and_override():
     assert marks["gap"] == 6 and marks["silhouette"] == 2 and marks["davies_bouldin"] == 4
 
 
+def test_elbow_marks_a_selected_k_in_every_panel():
+    fig = elbow(SCORES[["k", "inertia", "silhouette"]], selected=3)
+    shapes = fig.to_dict()["layout"]["shapes"]
+    solid = [s for s in shapes if s["line"].get("dash") != "dash"]
+    assert len(solid) == 2 and all(s["x0"] == 3 for s in solid)
+
+
 def test_elbow_rejects_scores_without_criteria():
     with pytest.raises(ValueError, match="none of the criteria"):
         elbow(pd.DataFrame({"k": [2, 3]}))
@@ -353,6 +360,7 @@ def test_training_curves_from_a_model_show_train_and_valid(model):
     assert names == ["train_loss", "valid_loss", "train_score", "valid_score"]
     assert len(traces(fig)[0]["x"]) == 3
     assert [t["xaxis"] for t in traces(fig)] == ["x", "x", "x2", "x2"]
+    assert training_curves(model, log_loss=True).layout.yaxis.type == "log"
 
 
 def test_training_curves_without_validation_or_epochs():

@@ -247,7 +247,7 @@ def _history_frame(history_or_model: Any) -> pd.DataFrame:
     return frame
 
 
-def training_curves(history_or_model: Any, *, title: str | None = None,
+def training_curves(history_or_model: Any, *, log_loss: bool = False, title: str | None = None,
                     height: int | None = None, width: int | None = None) -> go.Figure:
     """Loss and score per epoch in two panels; validation curves when they were recorded.
 
@@ -257,6 +257,8 @@ def training_curves(history_or_model: Any, *, title: str | None = None,
         A fitted model (its ``history_``), the history itself, or the records passed to
         ``fit``'s callbacks (columns epoch, train_loss, train_score, valid_loss,
         valid_score; any may be missing).
+    log_loss : bool, default=False
+        Log scale for the loss panel (the first epochs' loss often dwarfs the rest).
     title, height, width : optional
         Layout.
 
@@ -290,6 +292,8 @@ def training_curves(history_or_model: Any, *, title: str | None = None,
                                      line=styles[split], legendgroup=split),
                           row=1, col=col)
     fig.update_xaxes(title_text="epoch", dtick=max(1, math.ceil(len(frame) / 10)))
+    if log_loss:
+        fig.update_yaxes(type="log", row=1, col=1)
     if not len(frame):
         fig.add_annotation(text="no epochs yet", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5)

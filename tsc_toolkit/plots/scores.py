@@ -85,7 +85,8 @@ def suggest_k(k: np.ndarray, values: np.ndarray, rule: str,
     raise ValueError(f"unknown rule {rule!r}")
 
 
-def elbow(scan: Any, *, suggested: dict[str, int] | None = None, col_wrap: int = 3,
+def elbow(scan: Any, *, suggested: dict[str, int] | None = None, selected: int | None = None,
+          col_wrap: int = 3,
           title: str | None = None, height: int | None = None,
           width: int | None = None) -> go.Figure:
     """Small multiples of the k-selection criteria, each with its suggested k marked.
@@ -101,6 +102,8 @@ def elbow(scan: Any, *, suggested: dict[str, int] | None = None, col_wrap: int =
         Criterion -> k, overriding the scan's suggestions. A criterion without a
         suggestion gets one computed here: Kneedle elbow for inertia, maximum silhouette
         and Calinski-Harabasz, minimum Davies-Bouldin, 1-SE rule for the gap.
+    selected : int, optional
+        A k to mark in every panel (a solid line), for example the k in use.
     col_wrap : int, default=3
         Panels per row.
     title, height, width : optional
@@ -146,6 +149,9 @@ def elbow(scan: Any, *, suggested: dict[str, int] | None = None, col_wrap: int =
                                  line=dict(color=color), error_y=error,
                                  meta={"role": "criterion", "criterion": crit}),
                       row=row, col=col)
+        if selected is not None:
+            fig.add_vline(x=selected, line=dict(color="black", width=2), opacity=0.5,
+                          row=row, col=col)
         best = found.get(crit)
         if best is None:
             best = suggest_k(k, y, CRITERIA[crit][1], se)
