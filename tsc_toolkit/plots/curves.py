@@ -134,7 +134,7 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
     data, labels = _series_for(model_or_X, labels, X)
     if channels is not None:
         channels = [int(c) for c in np.atleast_1d(channels)]
-        if not all(0 <= c < data.shape[1] for c in channels):
+        if not channels or not all(0 <= c < data.shape[1] for c in channels):
             raise ValueError(f"channels must lie in [0, {data.shape[1]}), got {channels}")
         data = data[:, channels, :]
     names_ch = channels or list(range(data.shape[1]))

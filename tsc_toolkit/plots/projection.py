@@ -217,7 +217,9 @@ def projection(model_or_embeddings: Any, labels: Any = None, *, method: str = "p
     rng = np.random.default_rng(random_state)
     strata = labels if labels is not None else color if color is not None else np.zeros(n)
     keep = stratified_sample(strata, max_points, rng)
-    note = sample_note(len(keep), n) + " (sampled by cluster)" if len(keep) < n else None
+    by = " (sampled by cluster)" if labels is not None else (
+        " (sampled by label)" if color is not None else " (random sample)")
+    note = sample_note(len(keep), n) + by if len(keep) < n else None
 
     if projector is None:
         projector = Projector(method, random_state=random_state)
