@@ -261,3 +261,12 @@ def test_reference_sets_are_uniform_in_a_box_that_bounds_the_data(kind):
     else:
         # aligned with the data, so the reference keeps the strong correlation
         assert np.corrcoef(np.concatenate(refs).T)[0, 1] > 0.9
+
+
+def test_scan_feeds_the_elbow_chart_with_its_suggestions(blob_scan):
+    from tsc_toolkit.plots import elbow
+
+    fig = elbow(blob_scan)
+    marked = {t.meta["criterion"]: t.meta["k"] for t in fig.data
+              if isinstance(t.meta, dict) and t.meta.get("role") == "suggested"}
+    assert marked == blob_scan.suggested
