@@ -62,7 +62,7 @@ notebooks: $(BIN)/.notebooks
 	$(BIN)/python notebooks/strip_outputs.py
 
 lint: venv
-	$(BIN)/ruff check tsc_toolkit tests benchmarks
+	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache $(REPORTS)
