@@ -1,0 +1,242 @@
+"""Cluster explorer: a projection of the embeddings, one cluster's centroid, one series."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import (
+    PALETTE,
+    FigureView,
+    WidgetBase,
+    cluster_colors,
+    escape,
+    pca2,
+    require_ipywidgets,
+    series_traces,
+)
+
+_FAINT = 0.12
+
+
+def projection_figure(xy: np.ndarray, labels: np.ndarray, hover: list[str]):
+    """One scatter trace of all points (index i = series i), coloured by cluster."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(
+        x=xy[:, 0], y=xy[:, 1], mode="markers", name="series",
+        marker={"color": cluster_colors(labels), "size": 7, "opacity": 0.85,
+                "line": {"width": 0}},
+        customdata=np.arange(len(xy)), hovertext=hover, hoverinfo="text"))
+    fig.update_layout(title="embeddings (PCA); click a point to see its series", height=380,
+                      margin={"l": 40, "r": 10, "t": 40, "b": 40}, showlegend=False,
+                      xaxis_title="PC 1", yaxis_title="PC 2", clickmode="event")
+    return fig
+
+
+def centroid_figure(X: np.ndarray, labels: np.ndarray, cluster: int, max_members: int = 30):
+    """One cluster's members (faint, sampled) and their NaN-aware mean; one row per channel.
+
+    Uses :func:`tsc_toolkit.plots.centroids` when that module is installed.
+    """
+    members = np.flatnonzero(labels == cluster)
+    try:
+        from tsc_toolkit import plots
+    except ImportError:
+        plots = None
+    if plots is not None and hasattr(plots, "centroids"):
+        try:
+            return plots.centroids(X[members], np.full(len(members), cluster),
+                                   max_members=max_members)
+        except TypeError:  # a different signature: draw our own
+            pass
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n_channels = X.shape[1]
+    fig = make_subplots(rows=n_channels, cols=1, shared_xaxes=True,
+                        subplot_titles=[f"channel {c}" for c in range(n_channels)]
+                        if n_channels > 1 else None)
+    color = PALETTE[int(cluster) % len(PALETTE)]
+    shown = members
+    if len(members) > max_members:
+        shown = np.random.default_rng(0).choice(members, max_members, replace=False)
+    for ch in range(n_channels):
+        for n, i in enumerate(np.sort(shown)):
+            fig.add_trace(go.Scatter(y=_trim(X[i, ch]), mode="lines", name="members",
+                                     legendgroup="members", showlegend=(n == 0 and ch == 0),
+                                     opacity=0.25, line={"color": "gray", "width": 1},
+                                     hoverinfo="skip"), row=ch + 1, col=1)
+        if len(members):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN time steps
+                centre = np.nanmean(X[members, ch].astype(np.float64), axis=0)
+            fig.add_trace(go.Scatter(y=_trim(centre), mode="lines", name="centroid (mean)",
+                                     showlegend=ch == 0, line={"color": color, "width": 3}),
+                          row=ch + 1, col=1)
+    note = f", {len(shown)} shown" if len(shown) < len(members) else ""
+    fig.update_layout(title=f"cluster {cluster}: {len(members)} members{note}",
+                      height=220 + 120 * n_channels,
+                      margin={"l": 40, "r": 10, "t": 50, "b": 30})
+    return fig
+
+
+def _trim(row: np.ndarray) -> np.ndarray:
+    keep = np.flatnonzero(~np.isnan(row))
+    return row[: keep[-1] + 1] if keep.size else row[:0]
+
+
+class ClusterExplorer(WidgetBase):
+    """Pick a cluster to see its centroid, its members and where they lie; click a point to see it.
+
+    Parameters
+    ----------
+    model : fitted CNNKMeans
+        Any object with ``labels_`` and ``embeddings_`` for the series in ``X``.
+    X : array-like
+        The training series, in any layout :func:`tsc_toolkit.as_dataset` accepts.
+    labels_true : array-like, optional
+        True classes, shown on hover and in the series panel.
+    ids : sequence, optional
+        Series names shown on hover (default: the index).
+    live : {"auto", "figurewidget", "output"}, default "auto"
+        ``FigureWidget`` (needs anywidget) lets a click on a point show its series; with
+        ``Output`` views, pick the series by its index instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from tsc_toolkit.widgets import ClusterExplorer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(6, 1, 20)).astype("float32")
+    >>> fake = SimpleNamespace(labels_=np.array([0, 0, 1, 1, 2, 2]),
+    ...                        embeddings_=rng.normal(size=(6, 4)))
+    >>> ex = ClusterExplorer(fake, X, live="output")
+    >>> ex.select_cluster(1)
+    >>> ex.show_series(3)
+    >>> ex
+    ClusterExplorer: 3 clusters, 6 series; cluster 1 (2 members); series 3 (cluster 1)
+    """
+
+    def __init__(self, model, X, labels_true=None, ids=None, *, live: str = "auto"):
+        from tsc_toolkit.data import as_dataset
+
+        widgets = require_ipywidgets()
+        self.model = model
+        self.X = as_dataset(X)
+        self.labels = np.asarray(model.labels_)
+        if len(self.labels) != len(self.X):
+            raise ValueError(f"The model has labels for {len(self.labels)} series but X has "
+                             f"{len(self.X)}: pass the series the model was fitted on.")
+        self.labels_true = None if labels_true is None else np.asarray(labels_true)
+        self.ids = [str(i) for i in (range(len(self.X)) if ids is None else ids)]
+        self.clusters = np.unique(self.labels)
+        self.cluster: int | None = None
+        self.series: int | None = None
+        self._displayed = False
+
+        self.xy = pca2(np.asarray(model.embeddings_))
+        hover = [self._describe(i) for i in range(len(self.X))]
+        self.projection = FigureView(projection_figure(self.xy, self.labels, hover), live=live)
+        self.centroids = FigureView(_placeholder("pick a cluster"), live=live)
+        self.series_view = FigureView(_placeholder("click a point or pick a series"), live=live)
+        if self.projection.mode == "figurewidget":
+            self.projection.figure.data[0].on_click(self._on_point_click)
+
+        counts = {int(c): int((self.labels == c).sum()) for c in self.clusters}
+        self.dropdown = widgets.Dropdown(
+            options=[(f"cluster {c} ({counts[c]} series)", int(c)) for c in self.clusters],
+            value=None, description="cluster")
+        self.dropdown.observe(self._on_dropdown, names="value")
+        self.series_picker = widgets.BoundedIntText(value=0, min=0, max=len(self.X) - 1,
+                                                    description="series")
+        self.series_picker.observe(lambda change: self.show_series(change["new"]),
+                                   names="value")
+        self.info = widgets.HTML()
+        self.projection.widget.layout = widgets.Layout(width="55%")
+        self.centroids.widget.layout = widgets.Layout(width="45%")
+        self.container = widgets.VBox([
+            widgets.HBox([self.dropdown, self.series_picker, self.info]),
+            widgets.HBox([self.projection.widget, self.centroids.widget]),
+            self.series_view.widget,
+        ])
+        self.container.add_class("tsc-cluster-explorer")
+        if len(self.clusters):
+            self.select_cluster(int(self.clusters[0]))
+
+    # ------------------------------------------------------------------ actions
+
+    def select_cluster(self, cluster: int) -> None:
+        """Show ``cluster``'s centroid and members, and highlight its points."""
+        cluster = int(cluster)
+        if cluster not in set(self.clusters.tolist()):
+            raise ValueError(f"No cluster {cluster}; the clusters are {self.clusters.tolist()}.")
+        if self.dropdown.value != cluster:
+            self.dropdown.value = cluster  # the observer comes back here
+            return
+        self.cluster = cluster
+        members = self.labels == cluster
+        with self.projection.batch() as fig:
+            fig.data[0].marker.opacity = np.where(members, 0.95, _FAINT).tolist()
+            fig.data[0].marker.size = np.where(members, 9, 6).tolist()
+        self.centroids.replace(centroid_figure(self.X, self.labels, cluster))
+        self._refresh_info()
+
+    def show_series(self, index: int) -> None:
+        """Show series ``index`` (its channels) in the series panel."""
+        index = int(index)
+        if not 0 <= index < len(self.X):
+            raise IndexError(f"Series index {index} is out of range 0..{len(self.X) - 1}.")
+        if self.series_picker.value != index:
+            self.series_picker.value = index  # the observer comes back here
+            return
+        self.series = index
+        import plotly.graph_objects as go
+
+        label = int(self.labels[index])
+        fig = go.Figure(series_traces(self.X[index], f"series {self.ids[index]}",
+                                      PALETTE[label % len(PALETTE)]))
+        fig.update_layout(title=self._describe(index), height=220,
+                          margin={"l": 40, "r": 10, "t": 40, "b": 30}, showlegend=False)
+        self.series_view.replace(fig)
+        self._refresh_info()
+
+    def _on_dropdown(self, change) -> None:
+        if change["new"] is not None:
+            self.select_cluster(change["new"])
+
+    def _on_point_click(self, trace, points, state) -> None:
+        if points.point_inds:
+            self.show_series(points.point_inds[0])
+
+    # ------------------------------------------------------------------ text
+
+    def _describe(self, i: int) -> str:
+        text = f"series {self.ids[i]}: cluster {int(self.labels[i])}"
+        if self.labels_true is not None:
+            text += f", true label {self.labels_true[i]}"
+        return text
+
+    def _summary(self) -> str:
+        text = f"{len(self.clusters)} clusters, {len(self.X)} series"
+        if self.cluster is not None:
+            text += f"; cluster {self.cluster} ({int((self.labels == self.cluster).sum())} members)"
+        if self.series is not None:
+            text += f"; series {self.ids[self.series]} (cluster {int(self.labels[self.series])})"
+        return text
+
+    def _refresh_info(self) -> None:
+        self.info.value = f"<span style='font-family:monospace'>{escape(self._summary())}</span>"
+
+    def __repr__(self) -> str:
+        return f"ClusterExplorer: {self._summary()}"
+
+
+def _placeholder(text: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.update_layout(title=text, height=220, margin={"l": 40, "r": 10, "t": 40, "b": 30})
+    return fig
