@@ -155,11 +155,13 @@ class ClusterExplorer(WidgetBase):
         self.series_picker.observe(lambda change: self.show_series(change["new"]),
                                    names="value")
         self.info = widgets.HTML()
-        self.projection.widget.layout = widgets.Layout(width="55%")
-        self.centroids.widget.layout = widgets.Layout(width="45%")
+        # A FigureWidget's own ``layout`` is plotly's, so size the boxes around the views.
         self.container = widgets.VBox([
             widgets.HBox([self.dropdown, self.series_picker, self.info]),
-            widgets.HBox([self.projection.widget, self.centroids.widget]),
+            widgets.HBox([widgets.Box([self.projection.widget],
+                                      layout=widgets.Layout(width="55%")),
+                          widgets.Box([self.centroids.widget],
+                                      layout=widgets.Layout(width="45%"))]),
             self.series_view.widget,
         ])
         self.container.add_class("tsc-cluster-explorer")
