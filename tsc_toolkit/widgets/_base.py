@@ -106,17 +106,22 @@ class FigureView:
             fig.layout = figure.layout
 
     def redraw(self) -> None:
-        """Redraw the ``Output`` view (a no-op for FigureWidget, which updates by itself)."""
+        """Redraw the ``Output`` view (a no-op for FigureWidget, which updates by itself).
+
+        The figure's plotly bundle replaces the widget's outputs in one state update, which is
+        what ``clear_output(wait=True)`` then ``display(fig)`` amount to, and also works from a
+        background thread (where the kernel does not know which cell an output belongs to).
+        """
         if self.mode != "output":
             return
-        self.redraws += 1
-        if not in_kernel():
-            return
-        from IPython.display import clear_output, display
+        import plotly.io as pio
 
-        with self.widget:
-            clear_output(wait=True)
-            display(self.figure)
+        self.redraws += 1
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(self.figure.to_dict())
+        title = self.figure.layout.title.text
+        bundle["text/plain"] = f"<plotly figure{': ' + title if title else ''}>"
+        self.widget.outputs = ({"output_type": "display_data", "data": bundle,
+                                "metadata": {}},)
 
 
 class WidgetBase:

@@ -16,6 +16,7 @@ from ._base import (
 )
 
 _FAINT = 0.12
+_MAIN_WIDTH, _SIDE_WIDTH = 520, 460
 
 
 def projection_figure(xy: np.ndarray, labels: np.ndarray, hover: list[str]):
@@ -28,6 +29,7 @@ def projection_figure(xy: np.ndarray, labels: np.ndarray, hover: list[str]):
                 "line": {"width": 0}},
         customdata=np.arange(len(xy)), hovertext=hover, hoverinfo="text"))
     fig.update_layout(title="embeddings (PCA); click a point to see its series", height=380,
+                      width=_MAIN_WIDTH,
                       margin={"l": 40, "r": 10, "t": 40, "b": 40}, showlegend=False,
                       xaxis_title="PC 1", yaxis_title="PC 2", clickmode="event")
     return fig
@@ -140,7 +142,7 @@ class ClusterExplorer(WidgetBase):
         self.xy = pca2(np.asarray(model.embeddings_))
         hover = [self._describe(i) for i in range(len(self.X))]
         self.projection = FigureView(projection_figure(self.xy, self.labels, hover), live=live)
-        self.centroids = FigureView(_placeholder("pick a cluster"), live=live)
+        self.centroids = FigureView(_placeholder("pick a cluster", _SIDE_WIDTH), live=live)
         self.series_view = FigureView(_placeholder("click a point or pick a series"), live=live)
         if self.projection.mode == "figurewidget":
             self.projection.figure.data[0].on_click(self._on_point_click)
@@ -155,13 +157,9 @@ class ClusterExplorer(WidgetBase):
         self.series_picker.observe(lambda change: self.show_series(change["new"]),
                                    names="value")
         self.info = widgets.HTML()
-        # A FigureWidget's own ``layout`` is plotly's, so size the boxes around the views.
         self.container = widgets.VBox([
             widgets.HBox([self.dropdown, self.series_picker, self.info]),
-            widgets.HBox([widgets.Box([self.projection.widget],
-                                      layout=widgets.Layout(width="55%")),
-                          widgets.Box([self.centroids.widget],
-                                      layout=widgets.Layout(width="45%"))]),
+            widgets.HBox([self.projection.widget, self.centroids.widget]),
             self.series_view.widget,
         ])
         self.container.add_class("tsc-cluster-explorer")
@@ -183,7 +181,9 @@ class ClusterExplorer(WidgetBase):
         with self.projection.batch() as fig:
             fig.data[0].marker.opacity = np.where(members, 0.95, _FAINT).tolist()
             fig.data[0].marker.size = np.where(members, 9, 6).tolist()
-        self.centroids.replace(centroid_figure(self.X, self.labels, cluster))
+        fig = centroid_figure(self.X, self.labels, cluster)
+        fig.update_layout(width=_SIDE_WIDTH)  # side by side with the projection
+        self.centroids.replace(fig)
         self._refresh_info()
 
     def show_series(self, index: int) -> None:
@@ -236,9 +236,10 @@ class ClusterExplorer(WidgetBase):
         return f"ClusterExplorer: {self._summary()}"
 
 
-def _placeholder(text: str):
+def _placeholder(text: str, width: int | None = None):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    fig.update_layout(title=text, height=220, margin={"l": 40, "r": 10, "t": 40, "b": 30})
+    fig.update_layout(title=text, height=220, width=width,
+                      margin={"l": 40, "r": 10, "t": 40, "b": 30})
     return fig
