@@ -59,7 +59,7 @@ def record(epoch, loss, score=0.5, **extra):
 
 def test_auto_falls_back_to_output_without_anywidget(no_anywidget):
     assert resolve_live("auto") == "output"
-    dash = TrainingDashboard(total_epochs=4)
+    dash = TrainingDashboard(total_epochs=4, redraw_seconds=0)
     assert dash.view.mode == "output"
     import ipywidgets
 
@@ -96,7 +96,7 @@ def test_figure_view_replace_keeps_the_widget(live):
 
 @pytest.mark.parametrize("live", LIVE)
 def test_dashboard_updates_progress_text_and_curves_each_epoch(live):
-    dash = TrainingDashboard(live=live)
+    dash = TrainingDashboard(live=live, redraw_seconds=0)
     model = CNNKMeans(epochs=5, **TINY)
     dash.on_train_begin(model)
     assert dash.progress.max == 5 and dash.state == "running"
@@ -120,11 +120,41 @@ def test_dashboard_updates_progress_text_and_curves_each_epoch(live):
 
 
 def test_dashboard_shows_validation_curves_when_present():
-    dash = TrainingDashboard(total_epochs=2, live="output")
+    dash = TrainingDashboard(total_epochs=2, live="output", redraw_seconds=0)
     dash.on_epoch_end(None, record(1, 0.9, valid_loss=1.0, valid_score=0.1))
     names = [t.name for t in dash.view.figure.data]
     assert list(dash.view.figure.data[names.index("valid_loss")].y) == [1.0]
     assert "valid_score 0.1" in repr(dash)
+
+
+def test_output_view_holds_the_figure_as_a_plotly_bundle(no_anywidget):
+    dash = TrainingDashboard(total_epochs=3, redraw_seconds=0)
+    dash.on_epoch_end(None, record(1, 0.9))
+    dash.on_epoch_end(None, record(2, 0.7))
+    (output,) = dash.view.widget.outputs
+    traces = output["data"]["application/vnd.plotly.v1+json"]["data"]
+    assert [t["name"] for t in traces][:1] == ["train_loss"]
+    assert list(traces[0]["y"]) == [0.9, 0.7]
+
+
+def test_dashboard_redraws_curves_at_most_every_redraw_seconds_and_at_the_end():
+    dash = TrainingDashboard(total_epochs=10, live="output", redraw_seconds=1e9)
+    for epoch in range(1, 5):
+        dash.on_epoch_end(None, record(epoch, 1.0 / epoch))
+    assert dash.progress.value == 4 and "epoch 4/10" in repr(dash)
+    assert len(dash.view.figure.data[0].y) == 1  # only the first epoch was drawn
+    dash.on_train_end(None)
+    assert len(dash.view.figure.data[0].y) == 4
+    dash.on_epoch_end(None, record(10, 0.1))  # the last epoch is always drawn
+    assert len(dash.view.figure.data[0].y) == 5
+
+
+def test_stop_after_training_ended_changes_nothing():
+    dash = TrainingDashboard(total_epochs=1, live="output")
+    dash.on_epoch_end(None, record(1, 0.5))
+    dash.on_train_end(None)
+    dash.stop()
+    assert dash.state == "done" and dash.stop_button.description == "Done"
 
 
 def test_dashboard_repr_before_training_and_mimebundle():

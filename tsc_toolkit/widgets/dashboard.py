@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -49,6 +50,9 @@ class TrainingDashboard(WidgetBase):
     live : {"auto", "figurewidget", "output"}, default "auto"
         How the curves update: a plotly ``FigureWidget`` changed in place (needs anywidget), or
         an ``Output`` widget redrawn each epoch. ``"auto"`` picks the first that works.
+    redraw_seconds : float, default 0.5
+        Least time between two redraws of the curves, so that short epochs do not flood the
+        browser; the last epoch is always drawn. The bar and the text follow every epoch.
 
     Attributes
     ----------
@@ -64,7 +68,7 @@ class TrainingDashboard(WidgetBase):
     Examples
     --------
     >>> from tsc_toolkit.widgets import TrainingDashboard
-    >>> dash = TrainingDashboard(total_epochs=10, live="output")
+    >>> dash = TrainingDashboard(total_epochs=10, live="output", redraw_seconds=0)
     >>> dash.on_epoch_end(None, {"epoch": 3, "train_loss": 0.6931, "train_score": 0.41})
     >>> dash
     TrainingDashboard: epoch 3/10, train_loss 0.6931, train_score 0.41, running
@@ -73,11 +77,14 @@ class TrainingDashboard(WidgetBase):
     """
 
     def __init__(self, total_epochs: int | None = None, show_stop: bool = True,
-                 live: str = "auto"):
+                 live: str = "auto", redraw_seconds: float = 0.5):
         widgets = require_ipywidgets()
         self.total_epochs = total_epochs
         self.show_stop = show_stop
         self.live = live
+        self.redraw_seconds = float(redraw_seconds)
+        self._last_draw = -np.inf
+        self._drawn = 0
         self.records: list[dict] = []
         self.state = "waiting"
         self.model = None
@@ -135,6 +142,13 @@ class TrainingDashboard(WidgetBase):
             self.progress.max = max(self.progress.max, epoch)
         self.progress.value = epoch
         self._refresh_text()
+        last = bool(self.total_epochs) and epoch >= int(self.total_epochs)
+        if last or time.monotonic() - self._last_draw >= self.redraw_seconds:
+            self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        self._last_draw = time.monotonic()
+        self._drawn = len(self.records)
         epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(self.records)]
         with self.view.batch() as fig:
             for trace, (name, _col, _color, _dash) in zip(fig.data, _CURVES):
@@ -151,11 +165,15 @@ class TrainingDashboard(WidgetBase):
         self.stop_button.disabled = True
         self.stop_button.description = "Stopped" if self._stop_requested else "Done"
         self._refresh_text()
+        if self._drawn < len(self.records):
+            self._draw_curves()
 
     # ------------------------------------------------------------------ actions
 
     def stop(self) -> None:
         """Ask the model to stop after the current epoch (what the Stop button does)."""
+        if self.state in ("stopped", "done", "failed"):
+            return
         self._stop_requested = True
         if self.model is not None and hasattr(self.model, "request_stop"):
             self.model.request_stop()

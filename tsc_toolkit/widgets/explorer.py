@@ -35,58 +35,15 @@ def projection_figure(xy: np.ndarray, labels: np.ndarray, hover: list[str]):
     return fig
 
 
-def centroid_figure(X: np.ndarray, labels: np.ndarray, cluster: int, max_members: int = 30):
-    """One cluster's members (faint, sampled) and their NaN-aware mean; one row per channel.
+def centroid_figure(X: np.ndarray, labels: np.ndarray, cluster: int, max_members: int = 30,
+                    width: int | None = None):
+    """One cluster's members (faint, sampled), its mean series and a quantile band."""
+    from tsc_toolkit import plots
 
-    Uses :func:`tsc_toolkit.plots.centroids` when that module is installed.
-    """
-    members = np.flatnonzero(labels == cluster)
-    try:
-        from tsc_toolkit import plots
-    except ImportError:
-        plots = None
-    if plots is not None and hasattr(plots, "centroids"):
-        try:
-            return plots.centroids(X[members], np.full(len(members), cluster),
-                                   max_members=max_members)
-        except TypeError:  # a different signature: draw our own
-            pass
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    n_channels = X.shape[1]
-    fig = make_subplots(rows=n_channels, cols=1, shared_xaxes=True,
-                        subplot_titles=[f"channel {c}" for c in range(n_channels)]
-                        if n_channels > 1 else None)
-    color = PALETTE[int(cluster) % len(PALETTE)]
-    shown = members
-    if len(members) > max_members:
-        shown = np.random.default_rng(0).choice(members, max_members, replace=False)
-    for ch in range(n_channels):
-        for n, i in enumerate(np.sort(shown)):
-            fig.add_trace(go.Scatter(y=_trim(X[i, ch]), mode="lines", name="members",
-                                     legendgroup="members", showlegend=(n == 0 and ch == 0),
-                                     opacity=0.25, line={"color": "gray", "width": 1},
-                                     hoverinfo="skip"), row=ch + 1, col=1)
-        if len(members):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN time steps
-                centre = np.nanmean(X[members, ch].astype(np.float64), axis=0)
-            fig.add_trace(go.Scatter(y=_trim(centre), mode="lines", name="centroid (mean)",
-                                     showlegend=ch == 0, line={"color": color, "width": 3}),
-                          row=ch + 1, col=1)
-    note = f", {len(shown)} shown" if len(shown) < len(members) else ""
-    fig.update_layout(title=f"cluster {cluster}: {len(members)} members{note}",
-                      height=220 + 120 * n_channels,
-                      margin={"l": 40, "r": 10, "t": 50, "b": 30})
-    return fig
-
-
-def _trim(row: np.ndarray) -> np.ndarray:
-    keep = np.flatnonzero(~np.isnan(row))
-    return row[: keep[-1] + 1] if keep.size else row[:0]
+    n = int((labels == cluster).sum())
+    return plots.centroids(X, labels, clusters=[cluster], max_members=max_members,
+                           title=f"cluster {cluster}: {n} members", width=width,
+                           height=200 + 130 * X.shape[1])
 
 
 class ClusterExplorer(WidgetBase):
@@ -181,9 +138,8 @@ class ClusterExplorer(WidgetBase):
         with self.projection.batch() as fig:
             fig.data[0].marker.opacity = np.where(members, 0.95, _FAINT).tolist()
             fig.data[0].marker.size = np.where(members, 9, 6).tolist()
-        fig = centroid_figure(self.X, self.labels, cluster)
-        fig.update_layout(width=_SIDE_WIDTH)  # side by side with the projection
-        self.centroids.replace(fig)
+        # side by side with the projection
+        self.centroids.replace(centroid_figure(self.X, self.labels, cluster, width=_SIDE_WIDTH))
         self._refresh_info()
 
     def show_series(self, index: int) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 
 from ._base import (
-    PALETTE,
     FigureView,
     WidgetBase,
     cluster_colors,
@@ -17,7 +16,7 @@ from ._base import (
     pca2,
     require_ipywidgets,
 )
-from .explorer import _trim, projection_figure
+from .explorer import projection_figure
 
 _SCORES = (("silhouette", "higher is better"), ("calinski_harabasz", "higher is better"),
            ("davies_bouldin", "lower is better"))
@@ -44,52 +43,11 @@ def cluster_scores(z: np.ndarray, labels: np.ndarray, sample_size: int = 2000,
 
 
 def centroids_overview(X: np.ndarray, labels: np.ndarray, max_members: int = 10):
-    """Small multiples: each cluster's mean curve (one line per channel) over a few members.
+    """Small multiples: each cluster's members (a few), mean series and quantile band."""
+    from tsc_toolkit import plots
 
-    Uses :func:`tsc_toolkit.plots.centroids` when that module is installed.
-    """
-    try:
-        from tsc_toolkit import plots
-    except ImportError:
-        plots = None
-    if plots is not None and hasattr(plots, "centroids"):
-        try:
-            return plots.centroids(X, labels, max_members=max_members)
-        except TypeError:  # a different signature: draw our own
-            pass
-    import warnings
-
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    clusters = np.unique(labels)
-    cols = min(len(clusters), 5)
-    rows = -(-len(clusters) // cols)
-    counts = {c: int((labels == c).sum()) for c in clusters}
-    fig = make_subplots(rows=rows, cols=cols,
-                        subplot_titles=[f"cluster {c} (n={counts[c]})" for c in clusters])
-    rng = np.random.default_rng(0)
-    for n, c in enumerate(clusters):
-        row, col = n // cols + 1, n % cols + 1
-        members = np.flatnonzero(labels == c)
-        shown = members if len(members) <= max_members else np.sort(
-            rng.choice(members, max_members, replace=False))
-        for i in shown:
-            fig.add_trace(go.Scatter(y=_trim(X[i, 0]), mode="lines", showlegend=False,
-                                     opacity=0.25, line={"color": "gray", "width": 1},
-                                     hoverinfo="skip"), row=row, col=col)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN time steps
-            centre = np.nanmean(X[members].astype(np.float64), axis=0)
-        for ch, line in enumerate(centre):
-            fig.add_trace(go.Scatter(y=_trim(line), mode="lines", showlegend=False,
-                                     name=f"cluster {c} mean ch{ch}",
-                                     line={"color": PALETTE[int(c) % len(PALETTE)], "width": 2.5,
-                                           "dash": ("solid", "dash", "dot")[ch % 3]}),
-                          row=row, col=col)
-    fig.update_layout(title="centroids (mean of members; grey: a few members)",
-                      height=180 * rows + 60, margin={"l": 30, "r": 10, "t": 60, "b": 30})
-    return fig
+    return plots.centroids(X, labels, max_members=max_members, col_wrap=5,
+                           title=f"centroids, k = {len(np.unique(labels))}")
 
 
 class KSelector(WidgetBase):
