@@ -254,6 +254,22 @@ def test_explorer_click_on_a_point_shows_its_series(fitted, data):
     assert ex.series == 11
 
 
+def test_explorer_samples_large_projections_and_maps_clicks_back(data):
+    pytest.importorskip("anywidget")
+    X, _ = data
+    model = EmbeddingsModel(np.random.default_rng(1).normal(size=(60, 4)), clusters=3)
+    ex = ClusterExplorer(model, X, max_points=20, live="figurewidget")
+    trace = ex.projection.figure.data[0]
+    assert len(trace.x) == 20 and "showing 20 of 60" in ex.projection.figure.layout.title.text
+    ex.select_cluster(1)
+    opacity = np.asarray(trace.marker.opacity)
+    assert ((opacity > 0.5) == (model.labels_[ex.shown] == 1)).all()
+    ex.projection.figure._js2py_pointsCallback = {
+        "event_type": "plotly_click",
+        "points": {"trace_indexes": [0], "point_indexes": [3], "xs": [0.0], "ys": [0.0]}}
+    assert ex.series == ex.shown[3]
+
+
 def test_explorer_multivariate_with_varying_lengths_and_missing_labels(no_anywidget):
     X, _ = make_series(12, n_clusters=2, length=30, random_state=1)
     X = np.concatenate([X, X[:, :, ::-1]], axis=1)  # 2 channels

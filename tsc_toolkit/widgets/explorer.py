@@ -19,16 +19,29 @@ _FAINT = 0.12
 _MAIN_WIDTH, _SIDE_WIDTH = 520, 460
 
 
-def projection_figure(xy: np.ndarray, labels: np.ndarray, hover: list[str]):
-    """One scatter trace of all points (index i = series i), coloured by cluster."""
+def sample_points(n: int, max_points: int, random_state: int = 0) -> np.ndarray:
+    """Indices of the series drawn in a projection: all, or a seeded sample of ``max_points``."""
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n, max_points, replace=False))
+
+
+def projection_figure(xy: np.ndarray, labels: np.ndarray, hover: list[str],
+                      n_total: int | None = None):
+    """One scatter trace (point j = j-th row given), coloured by cluster; WebGL when large."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Scatter(
+    scatter = go.Scattergl if len(xy) > 2000 else go.Scatter
+    fig = go.Figure(scatter(
         x=xy[:, 0], y=xy[:, 1], mode="markers", name="series",
         marker={"color": cluster_colors(labels), "size": 7, "opacity": 0.85,
                 "line": {"width": 0}},
-        customdata=np.arange(len(xy)), hovertext=hover, hoverinfo="text"))
-    fig.update_layout(title="embeddings (PCA); click a point to see its series", height=380,
+        hovertext=hover, hoverinfo="text"))
+    note = (f" (showing {len(xy):,} of {n_total:,})" if n_total and n_total > len(xy)
+            else "")
+    fig.update_layout(title=f"embeddings (PCA){note}; click a point to see its series",
+                      height=380,
                       width=_MAIN_WIDTH,
                       margin={"l": 40, "r": 10, "t": 40, "b": 40}, showlegend=False,
                       xaxis_title="PC 1", yaxis_title="PC 2", clickmode="event")
@@ -62,6 +75,8 @@ class ClusterExplorer(WidgetBase):
     live : {"auto", "figurewidget", "output"}, default "auto"
         ``FigureWidget`` (needs anywidget) lets a click on a point show its series; with
         ``Output`` views, pick the series by its index instead.
+    max_points : int, default 5000
+        Points drawn in the projection; above that a seeded random sample (the title says so).
 
     Examples
     --------
@@ -79,7 +94,8 @@ class ClusterExplorer(WidgetBase):
     ClusterExplorer: 3 clusters, 6 series; cluster 1 (2 members); series 3 (cluster 1)
     """
 
-    def __init__(self, model, X, labels_true=None, ids=None, *, live: str = "auto"):
+    def __init__(self, model, X, labels_true=None, ids=None, *, live: str = "auto",
+                 max_points: int = 5000):
         from tsc_toolkit.data import as_dataset
 
         widgets = require_ipywidgets()
@@ -97,8 +113,11 @@ class ClusterExplorer(WidgetBase):
         self._displayed = False
 
         self.xy = pca2(np.asarray(model.embeddings_))
-        hover = [self._describe(i) for i in range(len(self.X))]
-        self.projection = FigureView(projection_figure(self.xy, self.labels, hover), live=live)
+        self.shown = sample_points(len(self.X), max_points)  # series index of each point
+        hover = [self._describe(i) for i in self.shown]
+        self.projection = FigureView(
+            projection_figure(self.xy[self.shown], self.labels[self.shown], hover,
+                              n_total=len(self.X)), live=live)
         self.centroids = FigureView(_placeholder("pick a cluster", _SIDE_WIDTH), live=live)
         self.series_view = FigureView(_placeholder("click a point or pick a series"), live=live)
         if self.projection.mode == "figurewidget":
@@ -134,7 +153,7 @@ class ClusterExplorer(WidgetBase):
             self.dropdown.value = cluster  # the observer comes back here
             return
         self.cluster = cluster
-        members = self.labels == cluster
+        members = self.labels[self.shown] == cluster
         with self.projection.batch() as fig:
             fig.data[0].marker.opacity = np.where(members, 0.95, _FAINT).tolist()
             fig.data[0].marker.size = np.where(members, 9, 6).tolist()
@@ -167,7 +186,7 @@ class ClusterExplorer(WidgetBase):
 
     def _on_point_click(self, trace, points, state) -> None:
         if points.point_inds:
-            self.show_series(points.point_inds[0])
+            self.show_series(int(self.shown[points.point_inds[0]]))
 
     # ------------------------------------------------------------------ text
 

@@ -16,7 +16,7 @@ from ._base import (
     pca2,
     require_ipywidgets,
 )
-from .explorer import projection_figure
+from .explorer import projection_figure, sample_points
 
 _SCORES = (("silhouette", "higher is better"), ("calinski_harabasz", "higher is better"),
            ("davies_bouldin", "lower is better"))
@@ -70,6 +70,10 @@ class KSelector(WidgetBase):
     scan : k scan, optional
         A scan to take labels and scores from, next to a model.
     live : {"auto", "figurewidget", "output"}, default "auto"
+    sample_size : int, default 2000
+        Series used for the silhouette score (it costs O(n^2)).
+    max_points : int, default 5000
+        Points drawn in the projection; above that a seeded random sample.
 
     Attributes
     ----------
@@ -93,7 +97,7 @@ class KSelector(WidgetBase):
     """
 
     def __init__(self, model_or_scan, X=None, *, k_range=None, scan=None, live: str = "auto",
-                 sample_size: int = 2000):
+                 sample_size: int = 2000, max_points: int = 5000):
         widgets = require_ipywidgets()
         obj = model_or_scan
         if hasattr(obj, "refit_clusters") and hasattr(obj, "embeddings_"):
@@ -137,9 +141,10 @@ class KSelector(WidgetBase):
         self._k = int(start)
 
         self.xy = pca2(self.embeddings)
+        self.shown = sample_points(n, max_points)  # series index of each point
         self.projection = FigureView(
-            projection_figure(self.xy, self.labels_, [f"series {i}" for i in range(n)]),
-            live=live)
+            projection_figure(self.xy[self.shown], self.labels_[self.shown],
+                              [f"series {i}" for i in self.shown], n_total=n), live=live)
         self.projection.figure.update_layout(title=f"embeddings (PCA), k = {self._k}")
         self.centroids = (FigureView(centroids_overview(self.X, self.labels_), live=live)
                           if self.X is not None else None)
@@ -176,7 +181,7 @@ class KSelector(WidgetBase):
         self.labels_, self.scores_ = self._labels_and_scores(k)
         self._k = k
         with self.projection.batch() as fig:
-            fig.data[0].marker.color = cluster_colors(self.labels_)
+            fig.data[0].marker.color = cluster_colors(self.labels_[self.shown])
             fig.layout.title.text = f"embeddings (PCA), k = {k}"
         if self.centroids is not None:
             self.centroids.replace(centroids_overview(self.X, self.labels_))
