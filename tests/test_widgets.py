@@ -458,7 +458,24 @@ def test_metric_series_accepts_dicts_and_frames():
     frame = pd.DataFrame({"metric_name": ["a", "a"], "timestamp": [2, 1], "value": [0.2, 0.1]})
     assert metric_series(frame) == {"a": ([1, 2], [0.1, 0.2])}
     with pytest.raises(ValueError, match="name and value"):
-        metric_series(pd.DataFrame({"x": [1]}))
+        metric_series(pd.DataFrame({"x": ["text"]}))
+
+
+def test_metric_series_reads_the_wide_frame_of_the_toolkits_job_handle():
+    frame = pd.DataFrame({"epoch": pd.array([2, 1, 3], dtype="Int64"),
+                          "train_loss": [0.8, 0.9, 0.7], "valid_loss": [np.nan, 1.0, 0.75],
+                          "timestamp": pd.to_datetime([2, 1, 3], unit="s", utc=True)})
+    assert metric_series(frame) == {"train_loss": ([1, 2, 3], [0.9, 0.8, 0.7]),
+                                    "valid_loss": ([1, 3], [1.0, 0.75])}
+
+
+def test_job_monitor_repr_does_not_poll_the_job():
+    job = FakeJob()
+    mon = JobMonitor(job, start=False, live="output")
+    mon.refresh()
+    polls = job.polls
+    repr(mon), mon._render_status()
+    assert job.polls == polls
 
 
 def test_threads_are_daemons():

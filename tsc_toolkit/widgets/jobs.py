@@ -14,20 +14,21 @@ _STATUS_STYLE = {"InProgress": "info", "Completed": "success", "Failed": "danger
 def metric_series(metrics) -> dict[str, tuple[list, list]]:
     """Normalise a job's metrics to ``{name: (x, y)}``.
 
-    Accepts a DataFrame with columns ``name``/``metric_name``, ``value`` and an x column
-    (``epoch``, ``timestamp`` or ``step``; row order otherwise), or a dict ``name -> values``
-    (values a list of numbers, or of ``(x, value)`` pairs).
+    Accepts a DataFrame, either long (columns ``name``/``metric_name`` and ``value``) or wide
+    (one column per metric, as the toolkit's job handle returns), with an x column (``epoch``,
+    ``step`` or ``timestamp``; row order otherwise), or a dict ``name -> values`` (a list of
+    numbers, or of ``(x, value)`` pairs).
     """
     if metrics is None:
         return {}
     out: dict[str, tuple[list, list]] = {}
     if hasattr(metrics, "columns"):
-        cols = {c.lower(): c for c in metrics.columns}
+        cols = {str(c).lower(): c for c in metrics.columns}
         name_col = cols.get("name") or cols.get("metric_name") or cols.get("metricname")
         value_col = cols.get("value")
-        if name_col is None or value_col is None:
-            raise ValueError(f"Metrics need name and value columns; got {list(metrics.columns)}.")
         x_col = next((cols[c] for c in ("epoch", "step", "timestamp") if c in cols), None)
+        if name_col is None or value_col is None:
+            return _wide_metrics(metrics, x_col)
         for name, group in metrics.groupby(name_col, sort=True):
             if x_col is not None:
                 group = group.sort_values(x_col)
@@ -42,6 +43,31 @@ def metric_series(metrics) -> dict[str, tuple[list, list]]:
             out[str(name)] = ([v[0] for v in values], [float(v[1]) for v in values])
         else:
             out[str(name)] = (list(range(1, len(values) + 1)), [float(v) for v in values])
+    return out
+
+
+def _wide_metrics(frame, x_col) -> dict[str, tuple[list, list]]:
+    import pandas as pd
+
+    skip = {x_col} | {c for c in frame.columns if str(c).lower() in ("epoch", "step",
+                                                                       "timestamp")}
+    names = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(
+        frame[c])]
+    if not names:
+        raise ValueError(f"Metrics need name and value columns, or one numeric column per "
+                         f"metric; got {list(frame.columns)}.")
+    if x_col is not None:
+        frame = frame.sort_values(x_col, kind="stable")
+    xs_all = (frame[x_col] if x_col is not None else pd.Series(range(1, len(frame) + 1),
+                                                                index=frame.index))
+    out = {}
+    for name in names:
+        keep = frame[name].notna()
+        if keep.any():
+            xs = xs_all[keep].tolist()
+            if x_col is not None and str(x_col).lower() in ("epoch", "step"):
+                xs = [int(x) for x in xs]
+            out[str(name)] = (xs, [float(v) for v in frame.loc[keep, name]])
     return out
 
 
@@ -89,6 +115,9 @@ class JobMonitor(WidgetBase):
         self.poll_seconds = float(poll_seconds)
         self.log_lines = int(log_lines)
         self.status: str | None = None
+        self.elapsed: float | None = None
+        self.billable: float | None = None
+        self.failure_reason: str | None = None
         self.error: str | None = None
         self.metrics: dict[str, tuple[list, list]] = {}
         self.log_text = ""
@@ -158,7 +187,12 @@ class JobMonitor(WidgetBase):
         with self._lock:
             self.polls += 1
             try:
+                # Read each property once per poll: each may be an AWS call.
                 self.status = str(self.job.status)
+                self.elapsed = getattr(self.job, "elapsed_seconds", None)
+                self.billable = getattr(self.job, "billable_seconds", None)
+                self.failure_reason = (getattr(self.job, "failure_reason", None)
+                                       if self.status == "Failed" else None)
                 self.error = None
                 metrics = metric_series(self.job.metrics())
                 self.log_text = str(self.job.logs(tail=self.log_lines) or "")
@@ -208,10 +242,8 @@ class JobMonitor(WidgetBase):
                                                   "title": "score"})
 
     def _summary(self) -> str:
-        job = self.job
         parts = [f"{self.job_name} {self.status or 'unknown'}",
-                 f"elapsed {duration(getattr(job, 'elapsed_seconds', None))}",
-                 f"billable {duration(getattr(job, 'billable_seconds', None))}"]
+                 f"elapsed {duration(self.elapsed)}", f"billable {duration(self.billable)}"]
         for name, (_xs, ys) in self.metrics.items():
             if ys:
                 parts.append(f"{name} {fmt(ys[-1])}")
@@ -219,20 +251,18 @@ class JobMonitor(WidgetBase):
         return ", ".join(parts)
 
     def _render_status(self) -> None:
-        job = self.job
         style = _STATUS_STYLE.get(self.status or "", "")
         colour = {"info": "#1f77b4", "success": "#2ca02c", "danger": "#d62728",
                   "warning": "#ff7f0e"}.get(style, "#555")
         rows = [f"<b>{escape(self.job_name)}</b>: <b style='color:{colour}'>"
                 f"{escape(self.status or 'unknown')}</b>",
-                f"elapsed {duration(getattr(job, 'elapsed_seconds', None))}, "
-                f"billable {duration(getattr(job, 'billable_seconds', None))}"]
+                f"elapsed {duration(self.elapsed)}, billable {duration(self.billable)}"]
         latest = [f"{escape(n)} {fmt(ys[-1])}" for n, (_x, ys) in self.metrics.items() if ys]
         if latest:
             rows.append("latest: " + ", ".join(latest))
-        reason = getattr(job, "failure_reason", None) if self.status == "Failed" else None
-        if reason:
-            rows.append(f"<span style='color:#d62728'>failure: {escape(reason)}</span>")
+        if self.failure_reason:
+            rows.append(f"<span style='color:#d62728'>failure: "
+                        f"{escape(self.failure_reason)}</span>")
         if self.error:
             rows.append(f"<span style='color:#d62728'>{escape(self.error)}</span>")
         self.status_html.value = "<br>".join(rows)
