@@ -332,18 +332,35 @@ def test_kselector_uses_a_scans_labels_and_scores():
     z = np.random.default_rng(0).normal(size=(20, 3))
     labels = {2: np.repeat([0, 1], 10), 3: np.arange(20) % 3}
 
-    class Scan:
-        embeddings_ = z
+    class Scan:  # what tsc_toolkit.selection.scan_k returns, as far as KSelector looks
         scores_ = pd.DataFrame({"k": [2, 3], "inertia": [9.0, 7.0], "silhouette": [0.5, 0.25],
                                 "calinski_harabasz": [10.0, 8.0], "davies_bouldin": [1.0, 2.0]})
+        suggested_ = {"silhouette": 2}
 
-    Scan.labels_ = labels
-    sel = KSelector(Scan(), live="output")
+    Scan.labels = labels
+    with pytest.raises(ValueError, match="holds no embeddings"):
+        KSelector(Scan(), live="output")
+    sel = KSelector(Scan(), embeddings=z, live="output")
     assert sel.k_range == [2, 3] and sel.centroids is None
+    assert "suggested k: silhouette 2" in sel.scores_html.value
     sel.set_k(3)
     np.testing.assert_array_equal(sel.labels_, labels[3])
     assert sel.scores_ == {"inertia": 7.0, "silhouette": 0.25, "calinski_harabasz": 8.0,
                            "davies_bouldin": 2.0}
+    # the elbow chart marks the k chosen
+    solid = [shape["x0"] for shape in sel.elbow.figure.to_dict()["layout"]["shapes"]
+             if "dash" not in shape.get("line", {})]
+    assert solid and set(solid) == {3}
+
+
+def test_kselector_fills_in_scores_the_scan_did_not_compute(fitted):
+    class Scan:
+        scores_ = pd.DataFrame({"k": [2, 3], "inertia": [9.0, 7.0],
+                                "silhouette": [np.nan, np.nan]})
+
+    sel = KSelector(fitted, scan=Scan(), live="output")
+    assert sel.scores_["inertia"] == 7.0  # k = 3, the model's, from the scan
+    assert np.isfinite(sel.scores_["silhouette"]) and "davies_bouldin" in sel.scores_
 
 
 def test_kselector_rejects_other_objects():

@@ -60,15 +60,18 @@ class KSelector(WidgetBase):
     Parameters
     ----------
     model_or_scan : fitted CNNKMeans, or a k scan
-        A model (``embeddings_``, ``labels_``, ``refit_clusters``), or a scan with
-        ``scores_`` (one row per k), labels per k (``labels_`` or ``labels``, a dict k -> labels)
-        and ``embeddings_``.
+        A model (``embeddings_``, ``labels_``, ``refit_clusters``), or the result of
+        :func:`tsc_toolkit.selection.scan_k` (``scores_``, one row per k, and ``labels``, a
+        dict k -> labels); a scan needs ``embeddings`` too.
     X : array-like, optional
         The training series; when given, the centroids of each k are drawn.
     k_range : sequence of int, optional
         The slider's values; default the scan's k values, else 2..10 (at most n_series - 1).
     scan : k scan, optional
-        A scan to take labels and scores from, next to a model.
+        A scan to take labels and scores from, next to a model. With a scan, an elbow chart
+        (:func:`tsc_toolkit.plots.elbow`) marks the k chosen.
+    embeddings : array of shape (n_series, n_features), optional
+        The embeddings the scan clustered (default: the model's ``embeddings_``).
     live : {"auto", "figurewidget", "output"}, default "auto"
     sample_size : int, default 2000
         Series used for the silhouette score (it costs O(n^2)).
@@ -96,8 +99,8 @@ class KSelector(WidgetBase):
     (4, 4)
     """
 
-    def __init__(self, model_or_scan, X=None, *, k_range=None, scan=None, live: str = "auto",
-                 sample_size: int = 2000, max_points: int = 5000):
+    def __init__(self, model_or_scan, X=None, *, k_range=None, scan=None, embeddings=None,
+                 live: str = "auto", sample_size: int = 2000, max_points: int = 5000):
         widgets = require_ipywidgets()
         obj = model_or_scan
         if hasattr(obj, "refit_clusters") and hasattr(obj, "embeddings_"):
@@ -109,11 +112,14 @@ class KSelector(WidgetBase):
         else:
             raise TypeError("KSelector needs a fitted model (embeddings_, refit_clusters) or a k "
                             f"scan (scores_); got {type(obj).__name__}.")
-        z = getattr(self.model_, "embeddings_", None)
+        z = embeddings
+        if z is None:
+            z = getattr(self.model_, "embeddings_", None)
         if z is None:
             z = getattr(self.scan, "embeddings_", None)
         if z is None:
-            raise ValueError("The k scan has no embeddings_; pass the model too: "
+            raise ValueError("A k scan holds no embeddings; pass them, or the model: "
+                             "KSelector(scan, embeddings=model.embeddings_) or "
                              "KSelector(model, X, scan=scan).")
         self.embeddings = np.asarray(z)
         n = len(self.embeddings)
@@ -148,11 +154,13 @@ class KSelector(WidgetBase):
         self.projection.figure.update_layout(title=f"embeddings (PCA), k = {self._k}")
         self.centroids = (FigureView(centroids_overview(self.X, self.labels_), live=live)
                           if self.X is not None else None)
+        self.elbow = (FigureView(self._elbow_figure(), live=live)
+                      if self.scan is not None else None)
         self.slider = widgets.SelectionSlider(options=self.k_range, value=self._k,
                                               description="k", continuous_update=False)
         self.slider.observe(lambda change: self.set_k(change["new"]), names="value")
         self.scores_html = widgets.HTML(value=self._scores_html())
-        plots = [self.projection.widget] + ([self.centroids.widget] if self.centroids else [])
+        plots = [view.widget for view in (self.elbow, self.projection, self.centroids) if view]
         self.container = widgets.VBox([widgets.HBox([self.slider, self.scores_html]), *plots])
         self.container.add_class("tsc-k-selector")
 
@@ -185,6 +193,8 @@ class KSelector(WidgetBase):
             fig.layout.title.text = f"embeddings (PCA), k = {k}"
         if self.centroids is not None:
             self.centroids.replace(centroids_overview(self.X, self.labels_))
+        if self.elbow is not None:
+            self.elbow.replace(self._elbow_figure())
         self.scores_html.value = self._scores_html()
         for callback in self._callbacks:
             callback(k, self.labels_)
@@ -221,9 +231,12 @@ class KSelector(WidgetBase):
                 raise ValueError(f"The k scan has no labels for k={k}; pass the model too.")
             self.model_.refit_clusters(k)
             labels, inertia = np.asarray(self.model_.labels_), self.model_.inertia_
-        scores = self._scan_scores(k)
-        if scores is None:
-            scores = cluster_scores(self.embeddings, labels, self.sample_size)
+        scores = self._scan_scores(k) or {}
+        if any(not np.isfinite(scores.get(name, np.nan)) for name, _ in _SCORES):
+            # criteria the scan did not compute
+            for name, value in cluster_scores(self.embeddings, labels, self.sample_size).items():
+                if not np.isfinite(scores.get(name, np.nan)):
+                    scores[name] = value
         if inertia is not None:
             scores.setdefault("inertia", float(inertia))
         self._cache[k] = (labels, scores)
@@ -241,6 +254,15 @@ class KSelector(WidgetBase):
                 ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin")
                 if name in row.index}
 
+    def _elbow_figure(self):
+        from tsc_toolkit import plots
+
+        return plots.elbow(self.scan, selected=self._k, height=320)
+
+    def _suggested(self) -> dict:
+        found = getattr(self.scan, "suggested_", None) or getattr(self.scan, "suggested", None)
+        return dict(found or {})
+
     def _summary(self) -> str:
         parts = [f"k = {self._k}"] + [f"{name} {fmt(self.scores_.get(name))}"
                                        for name, _ in _SCORES]
@@ -250,7 +272,12 @@ class KSelector(WidgetBase):
         cells = "".join(f"<td title='{hint}'>{name.replace('_', '-')}: <b>"
                         f"{escape(fmt(self.scores_.get(name)))}</b></td>"
                         for name, hint in _SCORES)
-        return f"<table style='font-family:monospace'><tr>{cells}</tr></table>"
+        table = f"<table style='font-family:monospace'><tr>{cells}</tr></table>"
+        suggested = self._suggested()
+        if suggested:
+            table += ("<div style='font-family:monospace'>suggested k: " + ", ".join(
+                f"{escape(name)} {escape(k)}" for name, k in suggested.items()) + "</div>")
+        return table
 
     def __repr__(self) -> str:
         return f"KSelector: {self._summary()}"
