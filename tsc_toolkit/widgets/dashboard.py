@@ -40,6 +40,8 @@ class TrainingDashboard(WidgetBase):
 
     A notebook kernel runs one thing at a time, so a click on Stop reaches the model only while
     the kernel is free: train with :meth:`fit_in_background` when you want to stop by hand.
+    During a plain ``fit``, the kernel's interrupt button does the same (``fit`` catches the
+    interrupt and clusters with the encoder as it is).
 
     Parameters
     ----------
