@@ -3,7 +3,9 @@
 JupyterLab runs on 127.0.0.1 with a token, in a temporary root holding a copy of
 ``tests/browser/dashboard.ipynb``; its kernel imports this checkout's ``tsc_toolkit``. The test
 runs all cells, waits for the dashboard and the explorer, checks that the loss curve and the
-projection have points, and saves screenshots under the test's temporary directory.
+projection have points, picks a cluster and clicks a point in the page (the kernel answers),
+stops a run in a thread with its Stop button, and saves screenshots under the test's temporary
+directory (its path is printed).
 
 Needs ``/usr/bin/chromium`` (``apt-get install chromium``) and the ``playwright`` Python package
 (its own browser download is not used); skips with a message without them.
@@ -188,6 +190,16 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
         ".scatterlayer .point').length >= 60", timeout=30_000)
     assert explorer.locator(".js-plotly-plot").count() >= 3  # projection, centroid, series
     assert "cluster 1" in explorer.inner_text()
+
+    # The page talks back to the kernel: pick another cluster, then click a point.
+    explorer.locator("select").select_option(index=2)
+    page.wait_for_function("el => el.innerText.includes('; cluster 2 (')",
+                           arg=explorer.element_handle(), timeout=30_000)
+    point = explorer.locator(".js-plotly-plot").first.locator(".scatterlayer .point").nth(0)
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("el => /; series (?!5 )\\d+ \\(cluster/.test(el.innerText)",
+                           arg=explorer.element_handle(), timeout=30_000)
     dashboard.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "jupyterlab.png"))
     dashboard.screenshot(path=str(tmp_path / "dashboard.png"))

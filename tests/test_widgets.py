@@ -500,3 +500,22 @@ def test_threads_are_daemons():
     assert mon._thread.daemon
     mon.stop_polling()
     assert isinstance(mon._thread, threading.Thread)
+
+
+def test_kselector_with_a_real_k_scan(fitted, data):
+    from tsc_toolkit.selection import scan_k
+
+    X, _ = data
+    scan = scan_k(fitted, k_range=range(2, 6), metrics=("inertia", "silhouette"),
+                  random_state=0)
+    sel = KSelector(fitted, X, scan=scan, live="output")
+    assert sel.k_range == [2, 3, 4, 5] and sel.k == 3
+    sel.set_k(4)
+    np.testing.assert_array_equal(sel.labels_, scan.labels[4])
+    row = scan.scores_.set_index("k").loc[4]
+    assert sel.scores_["silhouette"] == pytest.approx(row["silhouette"])
+    assert np.isfinite(sel.scores_["davies_bouldin"])  # not in the scan: computed here
+    assert "suggested k:" in sel.scores_html.value
+    alone = KSelector(scan, embeddings=fitted.embeddings_, live="output")
+    alone.set_k(5)
+    assert len(np.unique(alone.labels_)) == 5 and alone.model_ is None
