@@ -557,7 +557,7 @@ def _run_processes(run, desc, layout: _Layout, processes_per_host, on_line, logs
                 break
             except subprocess.TimeoutExpired:
                 if logs is not None:
-                    logs.flush(min_interval=5.0)
+                    logs.flush(min_interval=1.0)
                 if deadline is not None and time.monotonic() > deadline:
                     run.failure_reason = "MaxRuntimeExceeded"
                     run.stop()

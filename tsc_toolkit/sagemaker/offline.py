@@ -21,6 +21,7 @@ background thread (``run_jobs="background"``, the default), before the create ca
   runs, then ``Completed``, ``Failed`` with ``FailureReason``, or ``Stopped``), times, billable
   seconds, and the ``MetricDefinitions`` of the create request (moto replaces them);
 * ``StopTrainingJob`` (which moto lacks) stops the local run;
+* ``iam:SimulatePrincipalPolicy`` (which moto lacks, and ``ModelTrainer`` calls) allows all;
 * the job's output goes to CloudWatch Logs (moto's), group ``/aws/sagemaker/TrainingJobs``,
   as on AWS;
 * ``model.tar.gz`` is put at the job's ``ModelArtifacts.S3ModelArtifacts``.
@@ -269,6 +270,8 @@ class OfflineAWS:
                     unique_id="tsc-offline-describe-training")
         ev.register("before-call.sagemaker.StopTrainingJob", self._stop_training_job,
                     unique_id="tsc-offline-stop-training")
+        ev.register("before-call.iam.SimulatePrincipalPolicy", self._simulate_policy,
+                    unique_id="tsc-offline-simulate-policy")
         for op in ("DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint",
                    "DescribeTransformJob"):
             ev.register(f"after-call.sagemaker.{op}", _strip_empty_configs,
@@ -332,6 +335,17 @@ class OfflineAWS:
             # created here but not started yet (the create hook runs right after the call)
             parsed["TrainingJobStatus"] = "InProgress"
             parsed["SecondaryStatus"] = "Starting"
+
+    def _simulate_policy(self, params=None, **kwargs):
+        # moto lacks it; the SDK asks it whether the role may write to the default bucket
+        from botocore.awsrequest import AWSResponse
+
+        results = [{"EvalActionName": action, "EvalResourceName": resource,
+                    "EvalDecision": "allowed"}
+                   for action in (params or {}).get("ActionNames", [])
+                   for resource in (params or {}).get("ResourceArns", ["*"])]
+        return AWSResponse(self.endpoint_url, 200, {}, None), {"EvaluationResults": results,
+                                                              "IsTruncated": False}
 
     def _stop_training_job(self, params=None, model=None, **kwargs):
         from botocore.awsrequest import AWSResponse
