@@ -33,7 +33,8 @@ removed, and a missing ``OutputDataConfig.KmsKeyId`` is filled with ``""``.
 Adding emulation (serving). Register botocore handlers on :attr:`OfflineAWS.events` (the
 ``boto_session``'s event system) with :meth:`OfflineAWS.register`; they apply to every client
 the session makes afterwards, and :meth:`OfflineAWS.register` also adds them to the clients
-already made (those of ``sagemaker_session``). A ``before-call`` handler that returns
+already made (those of ``sagemaker_session``). A ``before-call`` handler (it receives the
+serialized request as ``params``; its ``params["body"]`` holds the JSON) that returns
 ``(botocore.awsrequest.AWSResponse(url, 200, {}, None), parsed_dict)`` answers the call
 instead of moto, e.g. ``before-call.sagemaker-runtime.InvokeEndpoint``. Functions added with
 :func:`register_extension` run on every :class:`OfflineAWS` when it starts (after its own
@@ -285,15 +286,12 @@ class OfflineAWS:
             with self._lock:
                 self.created_jobs[name] = copy.deepcopy(params)
 
-    def _on_created(self, http_response=None, parsed=None, model=None, params=None,
-                    context=None, **kwargs) -> None:
+    def _on_created(self, http_response=None, parsed=None, **kwargs) -> None:
         if not self.run_jobs or http_response is None or http_response.status_code >= 300:
             return
-        name = (params or {}).get("TrainingJobName")
-        if not name:
-            arn = (parsed or {}).get("TrainingJobArn", "")
-            name = arn.rsplit("/", 1)[-1]
-        self.run_job(name, wait=self.run_jobs == "sync")
+        name = (parsed or {}).get("TrainingJobArn", "").rsplit("/", 1)[-1]
+        if name:
+            self.run_job(name, wait=self.run_jobs == "sync")
 
     def run_job(self, job_name: str, *, wait: bool = True, processes_per_host: int | None = None):
         """Run a created training job with the local runner; returns its ``LocalRun``."""
@@ -336,27 +334,37 @@ class OfflineAWS:
             parsed["TrainingJobStatus"] = "InProgress"
             parsed["SecondaryStatus"] = "Starting"
 
-    def _simulate_policy(self, params=None, **kwargs):
+    def _simulate_policy(self, **kwargs):
         # moto lacks it; the SDK asks it whether the role may write to the default bucket
         from botocore.awsrequest import AWSResponse
 
-        results = [{"EvalActionName": action, "EvalResourceName": resource,
-                    "EvalDecision": "allowed"}
-                   for action in (params or {}).get("ActionNames", [])
-                   for resource in (params or {}).get("ResourceArns", ["*"])]
-        return AWSResponse(self.endpoint_url, 200, {}, None), {"EvaluationResults": results,
-                                                              "IsTruncated": False}
+        return AWSResponse(self.endpoint_url, 200, {}, None), {
+            "EvaluationResults": [{"EvalActionName": "*", "EvalResourceName": "*",
+                                   "EvalDecision": "allowed"}], "IsTruncated": False}
 
-    def _stop_training_job(self, params=None, model=None, **kwargs):
+    def _stop_training_job(self, params=None, **kwargs):
         from botocore.awsrequest import AWSResponse
 
         from . import local_runner
 
-        name = (params or {}).get("TrainingJobName")
+        name = _request_body(params).get("TrainingJobName")
         run = local_runner.get_run(name) if name else None
         if run is not None and not run.done:
             run.stop()
         return AWSResponse(self.endpoint_url, 200, {}, None), {}
+
+
+def _request_body(request_dict) -> dict:
+    """The JSON body of a serialized request (what ``before-call`` handlers receive)."""
+    import json
+
+    body = (request_dict or {}).get("body") or b"{}"
+    if isinstance(body, dict):
+        return body
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {}
 
 
 def _strip_empty_configs(parsed=None, **kwargs) -> None:
