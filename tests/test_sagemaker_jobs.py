@@ -21,8 +21,6 @@ from tsc_toolkit.sagemaker import attach, fit
 from tsc_toolkit.sagemaker.offline import offline_aws
 from tsc_toolkit.sagemaker.training_job import TrainingJobFailed
 
-pytest.importorskip("sagemaker.train", reason="the sagemaker extra is not installed")
-
 TINY = {"clusters": 3, "blocks": 2, "filters": 16, "reduced-size": 16, "output-size": 16,
         "epochs": 2, "random-state": 0, "device": "cpu"}
 CPU = "ml.m5.xlarge"
