@@ -8,6 +8,7 @@ and metrics back through the AWS APIs.
 import io
 import json
 import re
+import tarfile
 import time
 
 import botocore.exceptions
@@ -258,3 +259,49 @@ def test_csv_folder_upload(aws, series, tmp_path):
     keys = sorted(o["Key"].rsplit("/", 1)[-1] for o in aws.boto_session.client(
         "s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"])
     assert keys == ["a.csv", "b.csv"]
+
+
+def test_local_runner_runs_a_definition_without_aws(series, tmp_path):
+    from tsc_toolkit.cnn_kmeans import CNNKMeans
+    from tsc_toolkit.sagemaker.local_runner import run_training_job
+
+    X, _ = series
+    (tmp_path / "train").mkdir()
+    write_csv(X, tmp_path / "train" / "train.csv")
+    lines = []
+    definition = {
+        "TrainingJobName": "local-only",
+        "AlgorithmSpecification": {"TrainingImage": "tsc-toolkit:latest"},
+        "HyperParameters": {k: str(v) for k, v in TINY.items()},
+        "InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": (tmp_path / "train").as_uri()}}}],
+        "OutputDataConfig": {"S3OutputPath": (tmp_path / "out").as_uri()},
+        "CheckpointConfig": {"S3Uri": (tmp_path / "ck").as_uri()},
+        "ResourceConfig": {"InstanceType": CPU, "InstanceCount": 1},
+    }
+    run = run_training_job(definition, workdir=tmp_path / "work", on_line=lines.append)
+    assert run.status == "Completed", run.log_text()
+    assert run.command[1:3] == ["-m", "tsc_toolkit.sagemaker.train"]
+    assert any(line.startswith("epoch: 2 ") for line in lines)
+    archive = tmp_path / "out" / "local-only" / "output" / "model.tar.gz"
+    assert run.model_artifact == archive.as_uri()
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "model", filter="data")
+    assert len(CNNKMeans.load(tmp_path / "model").history_) == 2
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["epoch-000001",
+                                                                   "epoch-000002"]
+    env = json.loads((tmp_path / "work" / "opt" / "ml" / "input" / "config" /
+                      "inputdataconfig.json").read_text())
+    assert list(env) == ["training"]
+
+
+def test_builtin_kmeans_image_runs_the_kmeans_container(tmp_path):
+    from tsc_toolkit.sagemaker import local_runner
+
+    layout = local_runner._Layout(tmp_path / "opt" / "ml")
+    desc = {"AlgorithmSpecification": {
+        "TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"},
+        "HyperParameters": {"k": "3", "feature_dim": "4"}}
+    argv, cwd, _, dist = local_runner._program(desc, layout, None)
+    assert argv == ["-m", "tsc_toolkit.sagemaker.kmeans_container", "train"]
+    assert cwd == layout.root and dist == {}
