@@ -95,6 +95,9 @@ def test_single_process_job_end_to_end(aws, series, trained):
     assert metrics["epoch"].tolist() == [1, 2]
     assert {"train_loss", "train_score", "valid_loss", "valid_score"} <= set(metrics)
     assert np.isfinite(metrics["train_loss"]).all()
+    final = {m["MetricName"]: m["Value"] for m in trained.describe()["FinalMetricDataList"]}
+    assert final["epoch"] == 2
+    assert final["train_loss"] == pytest.approx(metrics["train_loss"].iloc[-1])
     # the model, downloaded and opened
     model = trained.model()
     assert model.history_["train_loss"].tolist() == pytest.approx(

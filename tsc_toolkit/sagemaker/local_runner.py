@@ -77,6 +77,7 @@ TRAIN_MODULE = "tsc_toolkit.sagemaker.train"
 #: CloudWatch Logs group of training jobs.
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
+_QUALITY_METRIC = re.compile(r"#quality_metric: host=\S+, (\w+) (\w+) <loss>=(\S+)")
 _RUNS: dict[str, LocalRun] = {}
 _RUNS_LOCK = threading.Lock()
 
@@ -178,6 +179,33 @@ class LocalRun:
         if self.failure_reason:
             patch["FailureReason"] = self.failure_reason
         return patch
+
+    def final_metrics(self, definitions: list[dict] | None) -> list[dict[str, Any]]:
+        """``FinalMetricDataList`` as SageMaker reports it: the last match of each regex.
+
+        ``definitions`` are ``{"Name", "Regex"}`` dicts; the built-in K-Means lines
+        (``#quality_metric: host=algo-1, train msd <loss>=0.5``) count as ``train:msd``.
+        """
+        with self._lock:
+            lines = list(self.lines)
+        found: dict[str, float] = {}
+        patterns = [(d["Name"], re.compile(d["Regex"])) for d in definitions or []]
+        for line in lines:
+            for name, pattern in patterns:
+                m = pattern.search(line)
+                if m:
+                    try:
+                        found[name] = float(m.group(1))
+                    except (ValueError, IndexError):
+                        pass
+            m = _QUALITY_METRIC.search(line)
+            if m:
+                try:
+                    found[f"{m.group(1)}:{m.group(2)}"] = float(m.group(3))
+                except ValueError:
+                    pass
+        when = self.end_time or datetime.now(timezone.utc)
+        return [{"MetricName": k, "Value": v, "Timestamp": when} for k, v in found.items()]
 
     def _add_line(self, line: str) -> None:
         with self._lock:

@@ -19,7 +19,8 @@ background thread (``run_jobs="background"``, the default), before the create ca
 
 * ``DescribeTrainingJob`` answers with the local run's status (``InProgress`` while it
   runs, then ``Completed``, ``Failed`` with ``FailureReason``, or ``Stopped``), times, billable
-  seconds, and the ``MetricDefinitions`` of the create request (moto replaces them);
+  seconds, the ``MetricDefinitions`` of the create request (moto replaces them) and
+  ``FinalMetricDataList`` from the job's output (the last value of each metric);
 * ``StopTrainingJob`` (which moto lacks) stops the local run;
 * ``iam:SimulatePrincipalPolicy`` (which moto lacks, and ``ModelTrainer`` calls) allows all;
 * the job's output goes to CloudWatch Logs (moto's), group ``/aws/sagemaker/TrainingJobs``,
@@ -325,8 +326,12 @@ class OfflineAWS:
         run = local_runner.get_run(name)
         if run is not None:
             parsed.update(run.describe_patch())
-            if run.status != "Completed":
-                parsed.pop("FinalMetricDataList", None)
+            parsed.pop("FinalMetricDataList", None)  # moto's made-up train:progress
+            if run.status == "Completed":
+                defs = (sent or {}).get("AlgorithmSpecification", {}).get("MetricDefinitions")
+                metrics = run.final_metrics(defs)
+                if metrics:
+                    parsed["FinalMetricDataList"] = metrics
             if run.status != "Failed":
                 parsed.pop("FailureReason", None)
         elif sent is not None and self.run_jobs:
