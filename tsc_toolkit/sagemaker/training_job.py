@@ -135,32 +135,45 @@ class SageMakerJob:
         self.trainer = trainer
         self._sm = boto_session.client("sagemaker")
         self._model_cache: dict[str, Any] = {}
+        self._last: tuple[float, dict] | None = None
 
     # -------------------------------------------------------------- state
 
-    def describe(self) -> dict:
-        """The raw ``DescribeTrainingJob`` answer."""
-        return self._sm.describe_training_job(TrainingJobName=self.name)
+    #: Seconds a ``DescribeTrainingJob`` answer is reused by the properties, so a monitor
+    #: reading several of them per refresh makes one call.
+    cache_seconds = 1.0
+
+    def describe(self, *, max_age: float = 0.0) -> dict:
+        """The raw ``DescribeTrainingJob`` answer (one at most ``max_age`` seconds old)."""
+        now = time.monotonic()
+        if self._last is not None and max_age > 0 and now - self._last[0] <= max_age:
+            return self._last[1]
+        desc = self._sm.describe_training_job(TrainingJobName=self.name)
+        self._last = (now, desc)
+        return desc
+
+    def _state(self) -> dict:
+        return self.describe(max_age=self.cache_seconds)
 
     @property
     def status(self) -> str:
         """``InProgress``, ``Completed``, ``Failed``, ``Stopping`` or ``Stopped``."""
-        return self.describe()["TrainingJobStatus"]
+        return self._state()["TrainingJobStatus"]
 
     @property
     def secondary_status(self) -> str:
         """SageMaker's finer status (``Starting``, ``Downloading``, ``Training``, ...)."""
-        return self.describe().get("SecondaryStatus", "")
+        return self._state().get("SecondaryStatus", "")
 
     @property
     def failure_reason(self) -> str | None:
         """Why the job failed (the entry point's message), or ``None``."""
-        return self.describe().get("FailureReason")
+        return self._state().get("FailureReason")
 
     @property
     def elapsed_seconds(self) -> float:
         """Seconds since the job started training (to its end once it has ended)."""
-        desc = self.describe()
+        desc = self._state()
         start = desc.get("TrainingStartTime")
         if start is None:
             return 0.0
@@ -170,17 +183,17 @@ class SageMakerJob:
     @property
     def billable_seconds(self) -> int | None:
         """Billable seconds (known once the job has ended; spot savings included)."""
-        return self.describe().get("BillableTimeInSeconds")
+        return self._state().get("BillableTimeInSeconds")
 
     @property
     def model_data(self) -> str | None:
         """S3 URI of the job's ``model.tar.gz``."""
-        return (self.describe().get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        return (self._state().get("ModelArtifacts") or {}).get("S3ModelArtifacts")
 
     @property
     def hyperparameters(self) -> dict:
         """The job's hyperparameters, as strings."""
-        return dict(self.describe().get("HyperParameters") or {})
+        return dict(self._state().get("HyperParameters") or {})
 
     def __repr__(self) -> str:
         try:
@@ -296,10 +309,11 @@ class SageMakerJob:
     def stop(self) -> None:
         """Ask SageMaker to stop the job (it ends as ``Stopped``; checkpoints are kept)."""
         self._sm.stop_training_job(TrainingJobName=self.name)
+        self._last = None
 
     def download_model(self, path: str | os.PathLike | None = None) -> Path:
         """Download and unpack ``model.tar.gz`` into ``path`` (default: a temporary folder)."""
-        uri = self.model_data
+        uri = (self.describe().get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         if not uri:
             raise RuntimeError(f"Training job {self.name} has no model artifact.")
         target = Path(path) if path is not None else Path(
@@ -316,10 +330,7 @@ class SageMakerJob:
         """The trained :class:`~tsc_toolkit.CNNKMeans` (waits for the job if it still runs)."""
         from ..cnn_kmeans import CNNKMeans
 
-        if self.status not in _TERMINAL:
-            self.wait()
-        elif self.status != "Completed":
-            self.wait()  # raises with the failure reason
+        self.wait()  # returns at once when completed; raises with the reason if it failed
         key = str(path)
         if key not in self._model_cache:
             self._model_cache[key] = self.download_model(path)
