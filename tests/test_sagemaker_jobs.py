@@ -136,6 +136,8 @@ def test_request_shape_for_spot_multi_gpu(aws, series):
                                        "LocalPath": "/opt/ml/checkpoints"}
     script, distributed = driver_files(aws, req)
     assert "torchrun_driver.py" in script
+    metrics = job.metrics()  # nothing ran: no rows, but the columns a monitor plots
+    assert len(metrics) == 0 and {"epoch", "train_loss", "valid_score"} <= set(metrics)
     assert distributed["process_count_per_node"] is None  # one per GPU in the container
 
 

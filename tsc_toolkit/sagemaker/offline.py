@@ -317,6 +317,7 @@ class OfflineAWS:
             out.setdefault("KmsKeyId", "")
         sent = self.created_jobs.get(name)
         if sent is not None:
+            parsed.pop("FinalMetricDataList", None)  # moto's made-up train:progress
             spec = parsed.setdefault("AlgorithmSpecification", {})
             defs = (sent.get("AlgorithmSpecification") or {}).get("MetricDefinitions")
             if defs is not None:

@@ -248,7 +248,8 @@ class SageMakerJob:
         The job's own metric definitions (regexes) are applied to its log lines, as
         SageMaker does; for this toolkit's jobs the columns are ``epoch``, ``train_loss``,
         ``train_score``, ``valid_loss`` and ``valid_score``. With no log lines yet, the
-        final metrics SageMaker reported (if any) make a single row.
+        final metrics SageMaker reported (if any) make a single row; with neither, the frame
+        has the columns and no row.
         """
         import pandas as pd
 
@@ -274,7 +275,11 @@ class SageMakerJob:
                 rows.append(row)
         if not rows and desc.get("FinalMetricDataList"):
             rows = [{m["MetricName"]: m["Value"] for m in desc["FinalMetricDataList"]}]
-        frame = pd.DataFrame(rows)
+        if not rows:  # nothing yet: typed, empty columns (one per metric definition)
+            frame = pd.DataFrame({name: pd.Series(dtype="float64") for name, _ in patterns})
+            frame["timestamp"] = pd.Series(dtype="datetime64[ns, UTC]")
+        else:
+            frame = pd.DataFrame(rows)
         if "epoch" in frame:
             frame["epoch"] = frame["epoch"].astype("Int64")
             first = ["epoch"] + [c for c in ("train_loss", "train_score", "valid_loss",
