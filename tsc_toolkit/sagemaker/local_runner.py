@@ -130,6 +130,7 @@ class LocalRun:
         self.command: list[str] | None = None
         self._procs: list[subprocess.Popen] = []
         self._stop_requested = False
+        self._timed_out = False
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -300,8 +301,7 @@ def _execute(run: LocalRun, desc: dict, session, processes_per_host, on_line, cl
     finally:
         if run.status == "InProgress":
             run.status = "Completed"
-        run.secondary_status = {"Completed": "Completed", "Failed": "Failed",
-                                "Stopped": "Stopped"}.get(run.status, run.status)
+        run.secondary_status = "MaxRuntimeExceeded" if run._timed_out else run.status
         run.end_time = datetime.now(timezone.utc)
         if logs is not None:
             logs.flush()
@@ -587,8 +587,9 @@ def _run_processes(run, desc, layout: _Layout, processes_per_host, on_line, logs
                 if logs is not None:
                     logs.flush(min_interval=1.0)
                 if deadline is not None and time.monotonic() > deadline:
-                    run.failure_reason = "MaxRuntimeExceeded"
+                    run._timed_out = True
                     run.stop()
+                    deadline = None
     # let the pump threads drain the pipes
     for _ in range(50):
         if all(p.stdout is None or p.stdout.closed for p in run._procs):
