@@ -242,7 +242,8 @@ def run(argv: Sequence[str]) -> None:
     if checkpoint and checkpoint.strip().lower() in ("none", "null", ""):
         checkpoint = None
 
-    kwargs["device"] = _init_distributed(kwargs.get("device", "auto"))
+    requested_device = kwargs.get("device", "auto")
+    kwargs["device"] = _init_distributed(requested_device)
     is_main = _rank() == 0
     X = read_channel(train_path, channels=channels)
     Xv = read_channel(valid_path, channels=channels) \
@@ -260,7 +261,8 @@ def run(argv: Sequence[str]) -> None:
                                           else "."), flush=True)
         model.fit(X, X_valid=Xv)
         if is_main:
-            model.set_params(checkpoint_dir=None, warm_start=False)
+            # the saved model runs wherever it is opened (not on this job's cuda:N)
+            model.set_params(checkpoint_dir=None, warm_start=False, device=requested_device)
             saved = model.save(Path(work) / "saved")
             model_out.mkdir(parents=True, exist_ok=True)
             for f in saved.iterdir():
