@@ -331,8 +331,12 @@ class SageMakerJob:
             tar.extractall(target, filter="data")
         return target
 
-    def model(self, path: str | os.PathLike | None = None, *, device: str | None = None):
-        """The trained :class:`~tsc_toolkit.CNNKMeans` (waits for the job if it still runs)."""
+    def model(self, path: str | os.PathLike | None = None, *, device: str | None = "auto"):
+        """The trained :class:`~tsc_toolkit.CNNKMeans` (waits for the job if it still runs).
+
+        ``device`` is where the model runs here (default ``"auto"``: this machine's GPU if it
+        has one, else the CPU); ``None`` keeps the job's setting.
+        """
         from ..cnn_kmeans import CNNKMeans
 
         self.wait()  # returns at once when completed; raises with the reason if it failed
