@@ -1,0 +1,27 @@
+"""SageMaker training and serving for CNN-KMeans.
+
+Everything here is imported on first use, so ``import tsc_toolkit.sagemaker`` stays cheap and
+works without boto3 or the SageMaker SDK (install the ``sagemaker`` extra for launching jobs).
+"""
+
+from importlib import import_module
+
+# name -> module that defines it; add serving names here.
+_LAZY = {
+    "fit": "tsc_toolkit.sagemaker.training_job",
+    "attach": "tsc_toolkit.sagemaker.training_job",
+    "SageMakerJob": "tsc_toolkit.sagemaker.training_job",
+    "run_training_job": "tsc_toolkit.sagemaker.local_runner",
+    "LocalRun": "tsc_toolkit.sagemaker.local_runner",
+    "offline_aws": "tsc_toolkit.sagemaker.offline",
+    "start_offline_aws": "tsc_toolkit.sagemaker.offline",
+    "OfflineAWS": "tsc_toolkit.sagemaker.offline",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tsc_toolkit.sagemaker' has no attribute {name!r}")
