@@ -30,7 +30,7 @@ Examples
 >>> buf.getvalue().hex()
 '0a23d7ce180000000a160a0676616c756573120c120a0a080000803f00000040'
 >>> (rec,) = read_records(buf.getvalue())
->>> list(rec.features["values"].float32_tensor.values)
+>>> rec.features["values"].float32_tensor.values.tolist()
 [1.0, 2.0]
 """
 
