@@ -1,0 +1,28 @@
+"""SageMaker training and serving for CNN-KMeans, and the built-in K-Means estimator API.
+
+Everything here is imported on first use, so ``import tsc_toolkit.sagemaker`` stays cheap and
+works without boto3 or the SageMaker SDK (install the ``sagemaker`` extra for launching jobs).
+"""
+
+from importlib import import_module
+
+# name -> module that defines it
+_LAZY = {
+    "KMeans": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "deploy": "tsc_toolkit.sagemaker.deploy",
+    "batch_predict": "tsc_toolkit.sagemaker.deploy",
+    "Predictor": "tsc_toolkit.sagemaker.deploy",
+    "Transformer": "tsc_toolkit.sagemaker.deploy",
+    "LocalSageMaker": "tsc_toolkit.sagemaker.local_serving",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tsc_toolkit.sagemaker' has no attribute {name!r}")
