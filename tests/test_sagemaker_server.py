@@ -196,3 +196,23 @@ def test_cli_serve_subcommand(model_dir):
         proc.terminate()
         proc.wait(timeout=30)
         proc.stderr.close()
+
+
+def test_serves_a_builtin_kmeans_model_with_recordio(tmp_path):
+    from tsc_toolkit.kmeans import WebScaleKMeans
+    from tsc_toolkit.sagemaker.recordio import numpy_to_record_bytes, read_records
+
+    km = WebScaleKMeans(k=2, device="cpu")
+    km.cluster_centers_ = np.array([[0.0, 0.0], [5.0, 5.0]], dtype=np.float32)
+    km.save_sagemaker_model(tmp_path)  # model.tar.gz holding model_algo-1
+    rows = np.array([[4.0, 5.0], [0.0, 1.0]], dtype=np.float32)
+    with InferenceServer(tmp_path, port=0) as srv:
+        req = urllib.request.Request(srv.url + "/invocations", data=numpy_to_record_bytes(rows),
+                                     method="POST")
+        req.add_header("Content-Type", "application/x-recordio-protobuf")
+        req.add_header("Accept", "application/x-recordio-protobuf")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            recs = read_records(resp.read())
+        assert [r.label["closest_cluster"].float32_tensor.values[0] for r in recs] == [1.0, 0.0]
+        status, _, body = post(srv.url, "1,2,3\n", accept="application/json")
+        assert status == 400 and "feature_dim=2" in json.loads(body)["error"]
