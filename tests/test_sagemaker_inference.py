@@ -228,3 +228,29 @@ def test_not_utf8_is_400(model):
 def test_error_json_body():
     err = RequestError("bad", status=415)
     assert json.loads(err.to_json()) == {"error": "bad", "status": 415}
+
+
+def test_request_error_keeps_its_status_in_the_sagemaker_container(tmp_path):
+    """In the container, errors must derive from sagemaker_inference's base class, or the
+    toolkit turns them into 500s; a stand-in package checks the wiring."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pkg = tmp_path / "sagemaker_inference"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "errors.py").write_text(
+        "class BaseInferenceToolkitError(Exception):\n"
+        "    def __init__(self, status_code, message, phrase):\n"
+        "        self.status_code, self.message, self.phrase = status_code, message, phrase\n")
+    root = Path(__file__).resolve().parents[1]
+    code = ("from sagemaker_inference.errors import BaseInferenceToolkitError as B\n"
+            "from tsc_toolkit.sagemaker.inference import RequestError, input_fn\n"
+            "try:\n    input_fn('1,2', 'image/png')\n"
+            "except B as e:\n    print(e.status_code, e.phrase, isinstance(e, ValueError))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "415 Unsupported Media Type True", out.stderr

@@ -61,6 +61,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -87,13 +88,32 @@ DEVICE_ENV = "TSC_TOOLKIT_DEVICE"
 _PREDICT_LOCK = threading.Lock()
 
 
-class RequestError(ValueError):
-    """A request the model cannot answer; ``status`` is the HTTP status (4xx) to reply with."""
+try:  # inside SageMaker's inference containers: errors of this base class keep their status
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
+except ImportError:  # anywhere else
+    class _ToolkitError(Exception):
+        """Stands in for ``sagemaker_inference.errors.BaseInferenceToolkitError``."""
+
+
+class RequestError(_ToolkitError, ValueError):
+    """A request the model cannot answer; ``status`` is the HTTP status (4xx) to reply with.
+
+    In SageMaker's inference containers it is a ``BaseInferenceToolkitError`` (with
+    ``status_code``, ``message`` and ``phrase``), so the container answers with ``status``
+    instead of 500.
+    """
 
     def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = int(status)
+        Exception.__init__(self, message)
+        self.status = self.status_code = int(status)
         self.message = message
+        try:
+            self.phrase = HTTPStatus(self.status).phrase
+        except ValueError:
+            self.phrase = "Bad Request"
+
+    def __str__(self) -> str:
+        return self.message
 
     def to_json(self) -> str:
         """The error as the JSON body of an HTTP reply."""

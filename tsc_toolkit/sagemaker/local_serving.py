@@ -304,13 +304,14 @@ class LocalSageMaker:
         try:
             out, out_type = self.invoke_endpoint(endpoint, body, headers.get("content-type"),
                                                  headers.get("accept"))
-        except RequestError as err:
-            return self._model_error(url, endpoint, err.status, err.message)
         except LookupError as err:
             return (AWSResponse(url, 400, {}, None),
                     {"Error": {"Code": "ValidationError", "Message": str(err)},
                      "ResponseMetadata": {"HTTPStatusCode": 400}})
-        except Exception as err:  # the container answers 500; the runtime wraps it
+        except Exception as err:  # the container's status (500 unless the error carries one)
+            status = getattr(err, "status_code", None)
+            if isinstance(status, int) and 400 <= status < 600:
+                return self._model_error(url, endpoint, status, getattr(err, "message", str(err)))
             return self._model_error(url, endpoint, 500, f"{type(err).__name__}: {err}")
         data = out.encode("utf-8") if isinstance(out, str) else bytes(out)
         return (AWSResponse(url, 200, {"content-type": out_type}, None),
