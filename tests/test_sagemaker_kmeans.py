@@ -75,6 +75,18 @@ def test_train_on_csv_with_label_size(tmp_path):
                                atol=1.0)
 
 
+def test_test_channel_reports_eval_metrics(tmp_path, capsys):
+    X = blobs()
+    base = opt_ml(tmp_path, {"k": "3", "feature_dim": "3", "eval_metrics": '["msd", "ssd"]'},
+                  {"m.pbr": numpy_to_record_bytes(X)})
+    (base / "input" / "data" / "test").mkdir()
+    (base / "input" / "data" / "test" / "t.pbr").write_bytes(numpy_to_record_bytes(X[::4]))
+    assert kmeans_container.train(base) == 0
+    out = capsys.readouterr().out
+    assert "#quality_metric: host=algo-1, test msd <loss>=" in out
+    assert "#quality_metric: host=algo-1, test ssd <loss>=" in out
+
+
 @pytest.mark.parametrize("hps,files,message", [
     ({"k": "3", "feature_dim": "3", "kk": "1"}, None, "Unknown hyperparameter 'kk'"),
     ({"k": "one", "feature_dim": "3"}, None, "k='one'"),
