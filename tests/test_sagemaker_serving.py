@@ -223,3 +223,42 @@ def test_invoking_a_missing_endpoint_is_a_validation_error(session):
     runtime = session.client("sagemaker-runtime")
     with pytest.raises(ClientError, match="not found"):
         runtime.invoke_endpoint(EndpointName="nope", Body=b"1,2", ContentType="text/csv")
+
+
+def test_sdk_v3_endpoint_and_transformer_use_the_same_models(session, model_dir, local_model,
+                                                             rng):
+    """What deploy()/create_model() create works with SDK v3's own resources too."""
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.resources import Endpoint
+    from sagemaker.core.transformer import Transformer as SDKTransformer
+
+    def drop_empty(parsed=None, **kwargs):  # moto adds empty fields that AWS omits
+        for key in ("VpcConfig", "DataCaptureConfig"):
+            if parsed.get(key) == {}:
+                del parsed[key]
+
+    for op in ("DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint"):
+        session.events.register(f"after-call.sagemaker.{op}", drop_empty)
+    predictor = deploy(model_dir, role=ROLE, endpoint_name="v3-ep", boto_session=session,
+                       poll=0.01)
+    endpoint = Endpoint.get(endpoint_name="v3-ep", session=session)
+    answer = endpoint.invoke(body="1,2,3,4\n0.5,,0.2\n", content_type="text/csv",
+                             accept="text/csv")
+    lines = answer.body.read().decode().splitlines()
+    X = as_array([[1, 2, 3, 4], [0.5, np.nan, 0.2]])
+    assert [float(line.split(",")[0]) for line in lines] == \
+        local_model.predict(X).astype(float).tolist()
+    predictor.delete_endpoint(delete_model=False)
+
+    files = write_inputs(session, rng, lengths=(2, 3))
+    sess = Session(boto_session=session, default_bucket=BUCKET)
+    transformer = SDKTransformer(model_name="v3-ep", instance_count=1,
+                                 instance_type="ml.m5.large", output_path="s3://data/v3-out",
+                                 accept="application/jsonlines", assemble_with="Line",
+                                 sagemaker_session=sess)
+    transformer.transform("s3://data/in/", content_type="text/csv", split_type="Line",
+                          wait=True, logs=False)
+    s3 = session.client("s3")
+    for name, rows in files.items():
+        body = s3.get_object(Bucket="data", Key=f"v3-out/{name}.out")["Body"].read()
+        assert len(body.decode().splitlines()) == len(rows)
