@@ -331,3 +331,16 @@ def test_constructor_validation_and_deprecated_aliases(session):
         "force_dense": "True", "k": "3", "local_lloyd_max_iter": "10", "local_lloyd_tol": "0.01",
         "local_lloyd_num_trials": "2", "local_lloyd_init_method": "random",
         "half_life_time_size": "5", "epochs": "2", "extra_center_factor": "4"}
+
+
+def test_missing_training_data_fails_the_job_not_the_call(session):
+    from tsc_toolkit.sagemaker.builtin_kmeans import JobFailedError, RecordSet
+
+    kmeans = make_kmeans(session, instance_count=1)
+    bucket = kmeans.default_bucket()
+    records = RecordSet(f"s3://{bucket}/nothing/.amazon.manifest", num_records=10,
+                        feature_dim=3)
+    with pytest.raises(JobFailedError, match="Failed"):
+        kmeans.fit(records, logs=False, job_name="no-data")
+    desc = session.client("sagemaker").describe_training_job(TrainingJobName="no-data")
+    assert desc["TrainingJobStatus"] == "Failed" and desc["FailureReason"]

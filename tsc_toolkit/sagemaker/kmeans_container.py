@@ -218,10 +218,16 @@ def _parse_csv(text: str, source: str) -> np.ndarray:
 
 
 def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None = 0) -> int:
-    """Run a training job in the ``/opt/ml`` layout under ``base_dir``; return the exit status."""
-    base = Path(base_dir or os.environ.get("SAGEMAKER_BASE_DIR") or "/opt/ml")
-    failure = Path(os.environ.get("SM_OUTPUT_FAILURE") or base / "output" / "failure")
-    model_dir = Path(os.environ.get("SM_MODEL_DIR") or base / "model")
+    """Run a training job in the ``/opt/ml`` layout under ``base_dir``; return the exit status.
+
+    Without ``base_dir``, ``SAGEMAKER_BASE_DIR`` (default ``/opt/ml``) and the ``SM_CHANNEL_*``,
+    ``SM_MODEL_DIR`` and ``SM_OUTPUT_FAILURE`` variables say where things are.
+    """
+    # An explicit base_dir wins over the SM_* variables of the calling process.
+    env = os.environ if base_dir is None else {}
+    base = Path(base_dir or env.get("SAGEMAKER_BASE_DIR") or "/opt/ml")
+    failure = Path(env.get("SM_OUTPUT_FAILURE") or base / "output" / "failure")
+    model_dir = Path(env.get("SM_MODEL_DIR") or base / "model")
     try:
         from ..kmeans import WebScaleKMeans
         from ..ndarray_file import write_ndarray_list
@@ -233,7 +239,7 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
             raise KMeansContainerError(f"{hp_file} is not valid JSON: {err}") from None
         params, feature_dim = parse_hyperparameters(hps)
         print(f"Final configuration: {json.dumps({**hps})}", flush=True)
-        train_dir = os.environ.get("SM_CHANNEL_TRAIN") or base / "input" / "data" / "train"
+        train_dir = env.get("SM_CHANNEL_TRAIN") or base / "input" / "data" / "train"
         if not Path(train_dir).exists():
             raise KMeansContainerError("The required channel 'train' is missing.")
         X = read_channel(train_dir, _content_type(base, "train"))
@@ -247,7 +253,7 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
         km = WebScaleKMeans(**params, random_state=random_state, device="cpu").fit(X)
         train_msd = float((km.assign(X).distance_to_cluster.astype(np.float64) ** 2).mean())
         print(f"#quality_metric: host=algo-1, train msd <loss>={train_msd}", flush=True)
-        test_dir = os.environ.get("SM_CHANNEL_TEST") or base / "input" / "data" / "test"
+        test_dir = env.get("SM_CHANNEL_TEST") or base / "input" / "data" / "test"
         if Path(test_dir).exists():
             Xt = read_channel(test_dir, _content_type(base, "test"))
             if Xt.shape[1] != feature_dim:

@@ -186,7 +186,12 @@ class LocalSageMaker:
         name = parsed.get("TrainingJobArn", "").rsplit("/", 1)[-1]
         desc = self._client("sagemaker").describe_training_job(TrainingJobName=name)
         if is_builtin_kmeans_image(desc["AlgorithmSpecification"].get("TrainingImage", "")):
-            self.run_training_job(name, description=desc)
+            try:
+                self.run_training_job(name, description=desc)
+            except Exception as err:  # the job fails, not the CreateTrainingJob call
+                self.training_jobs[name] = _JobRecord(
+                    "Failed", f"ClientError: {type(err).__name__}: {err}",
+                    logs=traceback.format_exc())
 
     def run_training_job(self, name: str, *, description: dict | None = None) -> _JobRecord:
         """Run a built-in K-Means training job recorded by the emulator; upload its model."""
