@@ -106,11 +106,17 @@ def test_bad_jobs_write_the_failure_file(tmp_path, hps, files, message):
 def test_module_runs_as_the_container_command(tmp_path):
     base = opt_ml(tmp_path, {"k": "3", "feature_dim": "3"},
                   {"m.pbr": numpy_to_record_bytes(blobs(10))})
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "PYTHONPATH": str(ROOT)}
+    # the local runner's environment: SM_* variables, no /opt/ml
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "SAGEMAKER_BASE_DIR": str(tmp_path / "elsewhere"),
+           "SM_INPUT_CONFIG_DIR": str(base / "input" / "config"),
+           "SM_CHANNEL_TRAIN": str(base / "input" / "data" / "train"),
+           "SM_MODEL_DIR": str(tmp_path / "model"),
+           "SM_OUTPUT_FAILURE": str(tmp_path / "failure")}
     proc = subprocess.run([sys.executable, "-m", "tsc_toolkit.sagemaker.kmeans_container",
                            "train"], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert (base / "model" / "model_algo-1").is_file()
+    assert (tmp_path / "model" / "model_algo-1").is_file()
     assert "train msd" in proc.stdout
 
 

@@ -12,7 +12,8 @@ NDArray list holding the ``(k, feature_dim)`` centroids) into ``SM_MODEL_DIR``. 
 container's quality-metric lines (``#quality_metric: host=algo-1, train msd <loss>=...``). On
 bad input it writes the reason to ``/opt/ml/output/failure`` and exits with status 1.
 ``SAGEMAKER_BASE_DIR`` moves ``/opt/ml`` elsewhere; ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_TEST``,
-``SM_MODEL_DIR`` and ``SM_OUTPUT_FAILURE`` override single paths.
+``SM_INPUT_CONFIG_DIR``, ``SM_MODEL_DIR`` and ``SM_OUTPUT_FAILURE`` override single paths (the
+local runner of :mod:`tsc_toolkit.sagemaker.local_runner` sets them).
 
 Inference: :func:`model_fn`, :func:`input_fn`, :func:`predict_fn`, :func:`output_fn` and
 :func:`invoke` answer as the built-in container does:
@@ -149,9 +150,9 @@ def parse_hyperparameters(hps: dict[str, str]) -> tuple[dict, int]:
 
 # ------------------------------------------------------------------------- training
 
-def _content_type(base: Path, channel: str) -> str:
+def _content_type(config_dir: Path, channel: str) -> str:
     try:
-        config = json.loads((base / "input" / "config" / "inputdataconfig.json").read_text())
+        config = json.loads((config_dir / "inputdataconfig.json").read_text())
     except (OSError, ValueError):
         return ""
     return str(config.get(channel, {}).get("ContentType", ""))
@@ -221,18 +222,20 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
     """Run a training job in the ``/opt/ml`` layout under ``base_dir``; return the exit status.
 
     Without ``base_dir``, ``SAGEMAKER_BASE_DIR`` (default ``/opt/ml``) and the ``SM_CHANNEL_*``,
-    ``SM_MODEL_DIR`` and ``SM_OUTPUT_FAILURE`` variables say where things are.
+    ``SM_INPUT_CONFIG_DIR``, ``SM_MODEL_DIR`` and ``SM_OUTPUT_FAILURE`` variables say where
+    things are.
     """
     # An explicit base_dir wins over the SM_* variables of the calling process.
     env = os.environ if base_dir is None else {}
     base = Path(base_dir or env.get("SAGEMAKER_BASE_DIR") or "/opt/ml")
     failure = Path(env.get("SM_OUTPUT_FAILURE") or base / "output" / "failure")
     model_dir = Path(env.get("SM_MODEL_DIR") or base / "model")
+    config_dir = Path(env.get("SM_INPUT_CONFIG_DIR") or base / "input" / "config")
     try:
         from ..kmeans import WebScaleKMeans
         from ..ndarray_file import write_ndarray_list
 
-        hp_file = base / "input" / "config" / "hyperparameters.json"
+        hp_file = config_dir / "hyperparameters.json"
         try:
             hps = json.loads(hp_file.read_text()) if hp_file.exists() else {}
         except ValueError as err:
@@ -242,7 +245,7 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
         train_dir = env.get("SM_CHANNEL_TRAIN") or base / "input" / "data" / "train"
         if not Path(train_dir).exists():
             raise KMeansContainerError("The required channel 'train' is missing.")
-        X = read_channel(train_dir, _content_type(base, "train"))
+        X = read_channel(train_dir, _content_type(config_dir, "train"))
         if X.shape[1] != feature_dim:
             raise KMeansContainerError(
                 f"feature_dim={feature_dim} but the train channel's records have "
@@ -255,7 +258,7 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
         print(f"#quality_metric: host=algo-1, train msd <loss>={train_msd}", flush=True)
         test_dir = env.get("SM_CHANNEL_TEST") or base / "input" / "data" / "test"
         if Path(test_dir).exists():
-            Xt = read_channel(test_dir, _content_type(base, "test"))
+            Xt = read_channel(test_dir, _content_type(config_dir, "test"))
             if Xt.shape[1] != feature_dim:
                 raise KMeansContainerError(f"The test channel's records have {Xt.shape[1]} "
                                            f"features, not feature_dim={feature_dim}.")
