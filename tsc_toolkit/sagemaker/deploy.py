@@ -39,6 +39,9 @@ from typing import Any
 
 import numpy as np
 
+# Also adds endpoint and transform emulation to the offline harness when one runs.
+from .local_serving import split_s3_uri
+
 __all__ = ["deploy", "batch_predict", "create_model", "package_model", "Predictor",
            "Transformer", "TransformResult", "EndpointError", "JobFailedError"]
 
@@ -153,8 +156,6 @@ def wait_for(describe, status_key: str, *, done=("InService", "Completed"),
 # ------------------------------------------------------------------------ packaging
 
 def _split_s3(uri: str) -> tuple[str, str]:
-    from .local_serving import split_s3_uri
-
     return split_s3_uri(uri)
 
 

@@ -26,7 +26,10 @@ event handlers on a ``boto3.Session`` (no SDK internals are patched):
 failure reason and the final metrics of the jobs run here.
 
 Handlers apply to clients created from the session *after* :meth:`LocalSageMaker.install`
-(botocore copies a session's event handlers into each new client).
+(botocore copies a session's event handlers into each new client). Importing this module
+(which :mod:`.deploy` and :mod:`.builtin_kmeans` do) also adds this emulation to every
+:class:`tsc_toolkit.sagemaker.offline.OfflineAWS`, so ``offline_aws()`` serves endpoints and
+batch transforms too.
 
 Examples
 --------
@@ -115,9 +118,15 @@ class LocalSageMaker:
 
     # ------------------------------------------------------------------- install
 
-    def install(self) -> LocalSageMaker:
-        """Register the event handlers on the session; returns ``self``."""
-        events = self.boto_session.events
+    def install(self, register=None) -> LocalSageMaker:
+        """Register the event handlers on the session; returns ``self``.
+
+        ``register(event_name, handler, unique_id=...)`` replaces
+        ``boto_session.events.register`` (e.g. :meth:`OfflineAWS.register
+        <tsc_toolkit.sagemaker.offline.OfflineAWS.register>`, which also reaches clients
+        already made).
+        """
+        register = register or self.boto_session.events.register
         hooks = [("before-call.sagemaker-runtime.InvokeEndpoint", self._on_invoke_endpoint),
                  ("after-call.sagemaker.CreateTransformJob", self._on_create_transform_job),
                  ("after-call.sagemaker.DescribeTransformJob", self._on_describe_transform_job),
@@ -126,7 +135,7 @@ class LocalSageMaker:
             hooks.append(("after-call.sagemaker.CreateTrainingJob",
                           self._on_create_training_job))
         for name, handler in hooks:
-            events.register(name, handler, unique_id=f"tsc-local-{name}-{id(self)}")
+            register(name, handler, unique_id=f"tsc-local-{name}-{id(self)}")
             self._registered.append((name, handler))
         return self
 
@@ -480,4 +489,20 @@ class _PyTorchContainer:
 def install(boto_session, workdir: str | os.PathLike | None = None, **kwargs) -> LocalSageMaker:
     """Create a :class:`LocalSageMaker` for ``boto_session`` and install its handlers."""
     return LocalSageMaker(boto_session, workdir, **kwargs).install()
+
+
+def _extend_offline_aws(aws) -> None:
+    """Serve endpoints and transform jobs on every ``OfflineAWS`` (training jobs, the built-in
+    K-Means included, are already run there by the local runner)."""
+    if getattr(aws, "local_serving", None) is None:
+        aws.local_serving = LocalSageMaker(aws.boto_session, run_training=False).install(
+            register=aws.register)
+
+
+try:  # the offline harness, when this toolkit version has it
+    from .offline import register_extension
+except ImportError:  # pragma: no cover
+    pass
+else:
+    register_extension(_extend_offline_aws)
 
