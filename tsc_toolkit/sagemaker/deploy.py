@@ -81,7 +81,9 @@ def _boto_session(boto_session=None, sagemaker_session=None):
     except ImportError:  # pragma: no cover
         raise ImportError("SageMaker support needs boto3: pip install 'tsc_toolkit[sagemaker]'"
                           ) from None
-    return boto3.Session()
+    # boto3's default session (what boto3.client() uses), so that handlers registered on it
+    # (the offline harness's) apply here too.
+    return boto3.DEFAULT_SESSION or boto3.Session()
 
 
 def _region(session) -> str:
