@@ -58,10 +58,16 @@ def session(aws_env, tmp_path):
 
 
 class JobHandle:
-    """What a training job handle exposes to deploy(): the S3 URI of its model.tar.gz."""
+    """What a training job handle exposes to deploy(): the S3 URI of its model.tar.gz, and
+    optionally its session and describe() (for the role)."""
 
-    def __init__(self, model_data):
+    def __init__(self, model_data, boto_session=None):
         self.model_data = model_data
+        if boto_session is not None:
+            self.boto_session = boto_session
+
+    def describe(self):
+        return {"RoleArn": ROLE, "TrainingJobStatus": "Completed"}
 
 
 def upload_model(session, model_dir, key="jobs/train-1/output/model.tar.gz"):
@@ -172,9 +178,12 @@ def as_array(rows):
 def test_batch_predict_several_files(session, model_dir, local_model, rng):
     files = write_inputs(session, rng)
     model_uri = upload_model(session, model_dir)
-    result = batch_predict(JobHandle(model_uri), "s3://data/in/", "s3://data/out/", role=ROLE,
-                           boto_session=session, job_name="bt-1", poll=0.01)
+    # role and session come from the job handle
+    result = batch_predict(JobHandle(model_uri, session), "s3://data/in/", "s3://data/out/",
+                           job_name="bt-1", poll=0.01)
     desc = session.client("sagemaker").describe_transform_job(TransformJobName="bt-1")
+    model = session.client("sagemaker").describe_model(ModelName=desc["ModelName"])
+    assert model["ExecutionRoleArn"] == ROLE
     assert desc["TransformJobStatus"] == "Completed"
     assert desc["TransformInput"]["SplitType"] == "Line"
     assert desc["TransformInput"]["ContentType"] == "text/csv"

@@ -121,6 +121,17 @@ def _execution_role(role: str | None) -> str:
                          f"role could be found: {err}") from None
 
 
+def _role_of(model) -> str | None:
+    """The role of a job handle (its ``role``, or the ``RoleArn`` its ``describe()`` gives)."""
+    role = getattr(model, "role", None)
+    if role is None and callable(getattr(model, "describe", None)):
+        try:
+            role = model.describe().get("RoleArn")
+        except Exception:  # not a job handle after all
+            role = None
+    return role if isinstance(role, str) else None
+
+
 def name_from_base(base: str) -> str:
     """``base-YYYY-mm-dd-HH-MM-SS-mmm``, as the SDK names jobs (at most 63 characters)."""
     now = time.time()
@@ -238,9 +249,10 @@ def create_model(model, *, role: str | None = None, instance_type: str = "ml.m5.
                  environment: Mapping[str, str] | None = None, tags: list | None = None) -> str:
     """Repack ``model`` (see :func:`package_model`), upload it, and ``CreateModel``; returns
     the model's name."""
-    session = _boto_session(boto_session, sagemaker_session)
+    session = _boto_session(boto_session or getattr(model, "boto_session", None),
+                            sagemaker_session)
     region = _region(session)
-    role = _execution_role(role or getattr(model, "role", None))
+    role = _execution_role(role or _role_of(model))
     name = name or name_from_base("tsc-cnn-kmeans")
     bucket = bucket or default_bucket(session)
     with tempfile.TemporaryDirectory(prefix="tsc-deploy-") as tmp:
@@ -384,7 +396,8 @@ def deploy(model, instance_type: str = "ml.m5.large", initial_instance_count: in
     ``model.tar.gz``, a local model folder or archive, or a fitted CNNKMeans. The endpoint
     bills by the hour until :meth:`Predictor.delete_endpoint`.
     """
-    session = _boto_session(boto_session, sagemaker_session)
+    session = _boto_session(boto_session or getattr(model, "boto_session", None),
+                            sagemaker_session)
     model_name = create_model(model, role=role, instance_type=instance_type,
                               name=endpoint_name, boto_session=session, bucket=bucket,
                               image=image, framework_version=framework_version,
@@ -550,7 +563,8 @@ def batch_predict(model, s3_input_prefix: str, s3_output_prefix: str, *,
     or the name of an existing SageMaker model. Call :meth:`TransformResult.predictions` to read
     the results back as a DataFrame.
     """
-    session = _boto_session(boto_session, sagemaker_session)
+    session = _boto_session(boto_session or getattr(model, "boto_session", None),
+                            sagemaker_session)
     if isinstance(model, str) and not model.startswith("s3://") and not Path(model).exists():
         model_name = model
     else:
