@@ -52,17 +52,18 @@ import sys
 import tarfile
 import tempfile
 import threading
-import time
 import traceback
 import urllib.parse
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .inference import RequestError
 
-__all__ = ["LocalSageMaker", "install", "is_builtin_kmeans_image", "split_s3_uri"]
+__all__ = ["LocalSageMaker", "install", "is_builtin_kmeans_image", "split_s3_uri",
+           "quality_metrics"]
 
 _TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -78,6 +79,16 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 def is_builtin_kmeans_image(image: str) -> bool:
     """True for SageMaker's built-in K-Means image (``.../kmeans:1``)."""
     return bool(re.search(r"(^|/)kmeans(:|@|$)", image or ""))
+
+
+def quality_metrics(log: str) -> list[dict]:
+    """``FinalMetricDataList`` entries (``train:msd``, ``test:ssd``, ...) from the built-in
+    K-Means log's ``#quality_metric: host=algo-1, train msd <loss>=0.07`` lines (last wins)."""
+    found: dict[str, float] = {}
+    for m in re.finditer(r"#quality_metric: host=\S+, (\w+) (\w+) <loss>=(\S+)", log):
+        found[f"{m.group(1)}:{m.group(2)}"] = float(m.group(3))
+    now = datetime.now(timezone.utc)
+    return [{"MetricName": k, "Value": v, "Timestamp": now} for k, v in found.items()]
 
 
 @dataclass
@@ -240,11 +251,7 @@ class LocalSageMaker:
                     tar.add(f, arcname=f.name)
             bucket, key = split_s3_uri(artifact)
             self._client("s3").upload_file(str(tar_path), bucket, key)
-            metrics = [{"MetricName": f"{m.group(1)}:{m.group(2)}", "Value": float(m.group(3)),
-                        "Timestamp": time.time()}
-                       for m in re.finditer(r"#quality_metric: host=\S+, (\w+) (\w+) <loss>=(\S+)",
-                                            logs)]
-            record = _JobRecord("Completed", metrics=metrics, logs=logs)
+            record = _JobRecord("Completed", metrics=quality_metrics(logs), logs=logs)
         else:
             failure = base / "output" / "failure"
             reason = failure.read_text() if failure.exists() else "AlgorithmError"
@@ -255,6 +262,7 @@ class LocalSageMaker:
     def _on_describe_training_job(self, parsed=None, **kwargs):
         record = self.training_jobs.get((parsed or {}).get("TrainingJobName", ""))
         if record is None:
+            self._runner_kmeans_metrics(parsed)
             return
         parsed["TrainingJobStatus"] = record.status
         parsed["SecondaryStatus"] = record.status
@@ -264,6 +272,24 @@ class LocalSageMaker:
             parsed.pop("FailureReason", None)
         if record.metrics:
             parsed["FinalMetricDataList"] = record.metrics
+
+    @staticmethod
+    def _runner_kmeans_metrics(parsed) -> None:
+        """The built-in algorithm's final metrics for a K-Means job run by the local runner
+        (moto reports a placeholder; the container's log has the real values)."""
+        if not parsed or parsed.get("TrainingJobStatus") != "Completed":
+            return
+        image = (parsed.get("AlgorithmSpecification") or {}).get("TrainingImage", "")
+        if not is_builtin_kmeans_image(image):
+            return
+        try:
+            from .local_runner import get_run
+        except ImportError:  # pragma: no cover
+            return
+        run = get_run(parsed.get("TrainingJobName", ""))
+        metrics = quality_metrics(run.log_text()) if run is not None else []
+        if metrics:
+            parsed["FinalMetricDataList"] = metrics
 
     # ------------------------------------------------------------------ models
 
