@@ -5,6 +5,7 @@ Examples (shell)::
     tsc-toolkit fit data/train.csv --valid data/valid.csv --model-dir model --clusters 3 \\
         --epochs 20 --random-state 0
     tsc-toolkit predict model data/test.csv --output predictions.csv
+    tsc-toolkit serve model --port 8080      # GET /ping, POST /invocations on 127.0.0.1
 
 ``predict`` writes fg-research's output contract: the cluster label (as a float) in the first
 column, then the embedding.
@@ -22,7 +23,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tsc-toolkit`` (subcommands ``fit`` and ``predict``)."""
+    """The argument parser of ``tsc-toolkit`` (subcommands ``fit``, ``predict`` and ``serve``)."""
     parser = argparse.ArgumentParser(
         prog="tsc-toolkit",
         description="Cluster time series with a T-Loss CNN encoder and K-Means.")
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--channels", type=int, default=None,
                       help="rows per series (default: as the model was trained)")
     pred.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+    srv = sub.add_parser("serve", help="serve a model over HTTP like a SageMaker endpoint",
+                         description="Answer GET /ping and POST /invocations (text/csv, "
+                                     "application/json, application/jsonlines) until Ctrl-C.")
+    srv.add_argument("model_dir", help="a CNN-KMeans model folder, or a built-in K-Means "
+                                       "model_algo-1 / model.tar.gz")
+    srv.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    srv.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     return parser
 
 
@@ -58,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "fit":
             return _fit(args)
+        if args.command == "serve":
+            from .sagemaker.server import serve
+
+            serve(args.model_dir, host=args.host, port=args.port)
+            return 0
         return _predict(args)
     except (HyperparameterError, ValueError) as err:
         print(f"tsc-toolkit {args.command}: error: {err}", file=sys.stderr)

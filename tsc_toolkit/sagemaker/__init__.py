@@ -1,4 +1,4 @@
-"""SageMaker training and serving for CNN-KMeans.
+"""SageMaker training and serving for CNN-KMeans, and the built-in K-Means estimator API.
 
 Everything here is imported on first use, so ``import tsc_toolkit.sagemaker`` stays cheap and
 works without boto3 or the SageMaker SDK (install the ``sagemaker`` extra for launching jobs).
@@ -6,7 +6,7 @@ works without boto3 or the SageMaker SDK (install the ``sagemaker`` extra for la
 
 from importlib import import_module
 
-# name -> module that defines it; add serving names here.
+# name -> module that defines it
 _LAZY = {
     "fit": "tsc_toolkit.sagemaker.training_job",
     "attach": "tsc_toolkit.sagemaker.training_job",
@@ -16,6 +16,15 @@ _LAZY = {
     "offline_aws": "tsc_toolkit.sagemaker.offline",
     "start_offline_aws": "tsc_toolkit.sagemaker.offline",
     "OfflineAWS": "tsc_toolkit.sagemaker.offline",
+    "KMeans": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "deploy": "tsc_toolkit.sagemaker.deploy",
+    "batch_predict": "tsc_toolkit.sagemaker.deploy",
+    "Predictor": "tsc_toolkit.sagemaker.deploy",
+    "Transformer": "tsc_toolkit.sagemaker.deploy",
+    "LocalSageMaker": "tsc_toolkit.sagemaker.local_serving",
 }
 
 __all__ = sorted(_LAZY)
