@@ -32,5 +32,9 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        module = import_module(_LAZY[name])
+        # ``deploy`` names a submodule and its function: the import system binds the submodule to
+        # this package as soon as anything imports it, so the package attribute is always the
+        # submodule, which is callable (calling it deploys).
+        return module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
     raise AttributeError(f"module 'tsc_toolkit.sagemaker' has no attribute {name!r}")

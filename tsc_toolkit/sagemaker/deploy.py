@@ -578,3 +578,20 @@ def batch_predict(model, s3_input_prefix: str, s3_output_prefix: str, *,
                                  job_name=job_name or name_from_base("tsc-cnn-kmeans-transform"),
                                  wait=wait)
 
+
+
+class _CallableModule(type(os)):
+    """``tsc_toolkit.sagemaker.deploy`` is both this module and its :func:`deploy` function.
+
+    Python binds a submodule to its package once it is imported (``builtin_kmeans`` imports this
+    one), so ``from tsc_toolkit.sagemaker import deploy`` gives the module or the function
+    depending on what ran before. Calling the module calls :func:`deploy`, so both work.
+    """
+
+    def __call__(self, *args, **kwargs) -> Predictor:
+        return deploy(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
