@@ -350,3 +350,43 @@ def test_missing_training_data_fails_the_job_not_the_call(session):
         kmeans.fit(records, logs=False, job_name="no-data")
     desc = session.client("sagemaker").describe_training_job(TrainingJobName="no-data")
     assert desc["TrainingJobStatus"] == "Failed" and desc["FailureReason"]
+
+
+def test_deploy_then_transformer_creates_the_sagemaker_model_once(session):
+    """SageMaker refuses a second CreateModel of the same name (moto does not): deploy() then
+    transformer() must not send one, and a model made earlier (by an attached estimator) is used."""
+    from botocore.awsrequest import AWSResponse
+
+    from tsc_toolkit.sagemaker import KMeans
+
+    created = []
+
+    def create_model(params=None, **kwargs):
+        name = json.loads(params["body"])["ModelName"]
+        created.append(name)
+        if created.count(name) > 1:  # what SageMaker answers
+            message = f'Cannot create already existing model "arn:aws:sagemaker:{name}".'
+            return (AWSResponse("https://api.sagemaker", 400, {}, None),
+                    {"Error": {"Code": "ValidationException", "Message": message},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}})
+        return None
+
+    session.events.register("before-call.sagemaker.CreateModel", create_model)
+    kmeans = make_kmeans(session, instance_count=1)
+    kmeans.fit(kmeans.record_set(blobs(10)), logs=False, job_name="kmeans-once")
+    predictor = kmeans.deploy(1, "ml.m5.large", endpoint_name="kmeans-once-ep")
+    transformer = kmeans.transformer(1, "ml.m5.large", accept="application/jsonlines",
+                                     output_path=f"s3://{kmeans.default_bucket()}/once-out")
+    assert created == ["kmeans-once"]
+    assert predictor.model_name == transformer.model_name == "kmeans-once"
+    assert kmeans.create_model() is kmeans.create_model()
+
+    again = KMeans.attach("kmeans-once", boto_session=session, poll=0.01)
+    s3 = session.client("s3")
+    rows = "".join(",".join(str(v) for v in row) + "\n" for row in ROWS)
+    s3.put_object(Bucket=kmeans.default_bucket(), Key="once-in/rows.csv", Body=rows.encode())
+    result = again.transformer(1, "ml.m5.large", accept="application/jsonlines",
+                               output_path=f"s3://{kmeans.default_bucket()}/once-out").transform(
+        f"s3://{kmeans.default_bucket()}/once-in/", content_type="text/csv", split_type="Line")
+    assert created == ["kmeans-once", "kmeans-once"]  # refused, and the existing one was used
+    assert len(result.outputs()["rows.csv.out"].decode().splitlines()) == len(ROWS)

@@ -190,6 +190,7 @@ class KMeans:
         self.feature_dim: int | None = None
         self.mini_batch_size: int | None = None
         self.latest_training_job: str | None = None
+        self._models: dict[str, KMeansModel] = {}
 
     # ------------------------------------------------------------------- helpers
 
@@ -366,10 +367,16 @@ class KMeans:
 
     def create_model(self, role: str | None = None, name: str | None = None) -> KMeansModel:
         """A :class:`KMeansModel` of the latest job's artifact (created on SageMaker on
-        first use)."""
-        return KMeansModel(self.model_data, role or self.role, image=self.training_image_uri(),
-                           name=name or self.latest_training_job, boto_session=self.boto_session,
-                           poll=self.poll)
+        first use). The same one for every call with the same name, so :meth:`deploy` then
+        :meth:`transformer` create the SageMaker model once."""
+        name = name or self.latest_training_job
+        model = self._models.get(name)
+        if model is None or (role is not None and role != model.role):
+            model = KMeansModel(self.model_data, role or self.role,
+                                image=self.training_image_uri(), name=name,
+                                boto_session=self.boto_session, poll=self.poll)
+            self._models[name] = model
+        return model
 
     def deploy(self, initial_instance_count: int, instance_type: str,
                endpoint_name: str | None = None, wait: bool = True, **kwargs) -> KMeansPredictor:
@@ -413,9 +420,17 @@ class KMeansModel:
     def create(self) -> str:
         """``CreateModel`` (once); returns the model name."""
         if not self._created:
-            self.boto_session.client("sagemaker").create_model(
-                ModelName=self.name, ExecutionRoleArn=_execution_role(self.role),
-                PrimaryContainer={"Image": self.image, "ModelDataUrl": self.model_data})
+            from botocore.exceptions import ClientError
+
+            try:
+                self.boto_session.client("sagemaker").create_model(
+                    ModelName=self.name, ExecutionRoleArn=_execution_role(self.role),
+                    PrimaryContainer={"Image": self.image, "ModelDataUrl": self.model_data})
+            except ClientError as err:
+                # A model of this name exists already (e.g. made from an attached job in another
+                # notebook): use it, as SDK v2 did.
+                if "already existing" not in str(err):
+                    raise
             self._created = True
         return self.name
 
