@@ -8,14 +8,23 @@ from importlib import import_module
 
 # name -> module that defines it
 _LAZY = {
-    "KMeans": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "fit": "tsc_toolkit.sagemaker.training_job",
+    "attach": "tsc_toolkit.sagemaker.training_job",
+    "SageMakerJob": "tsc_toolkit.sagemaker.training_job",
+    "run_training_job": "tsc_toolkit.sagemaker.local_runner",
+    "LocalRun": "tsc_toolkit.sagemaker.local_runner",
+    "offline_aws": "tsc_toolkit.sagemaker.offline",
+    "start_offline_aws": "tsc_toolkit.sagemaker.offline",
+    "OfflineAWS": "tsc_toolkit.sagemaker.offline",
+    # serving and the built-in K-Means
     "deploy": "tsc_toolkit.sagemaker.deploy",
     "batch_predict": "tsc_toolkit.sagemaker.deploy",
     "Predictor": "tsc_toolkit.sagemaker.deploy",
     "Transformer": "tsc_toolkit.sagemaker.deploy",
+    "KMeans": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
     "LocalSageMaker": "tsc_toolkit.sagemaker.local_serving",
 }
 
