@@ -45,16 +45,25 @@ def local_model(model_dir):
     return CNNKMeans.load(model_dir, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """moto's server on loopback with the toolkit's offline harness, whose endpoints and
+    transform jobs are answered by the real handlers (tsc_toolkit.sagemaker.local_serving)."""
+    from tsc_toolkit.sagemaker.offline import offline_aws
+
+    with offline_aws(run_jobs="sync", workdir=tmp_path_factory.mktemp("offline-jobs")) as aws:
+        yield aws
+
+
 @pytest.fixture
-def session(aws_env, tmp_path):
-    import boto3
+def session(aws):
+    """The harness's session, on a clean slate of AWS resources for each test."""
+    import urllib.request
 
-    from tsc_toolkit.sagemaker.local_serving import LocalSageMaker
-
-    boto_session = boto3.Session(region_name="us-east-1")
-    emulator = LocalSageMaker(boto_session, tmp_path / "local").install()
-    yield boto_session
-    emulator.uninstall()
+    urllib.request.urlopen(urllib.request.Request(f"{aws.endpoint_url}/moto-api/reset",
+                                                  method="POST"), timeout=30).read()
+    aws.boto_session.client("s3").create_bucket(Bucket=aws.bucket)
+    return aws.boto_session
 
 
 class JobHandle:
@@ -234,20 +243,12 @@ def test_invoking_a_missing_endpoint_is_a_validation_error(session):
         runtime.invoke_endpoint(EndpointName="nope", Body=b"1,2", ContentType="text/csv")
 
 
-def test_sdk_v3_endpoint_and_transformer_use_the_same_models(session, model_dir, local_model,
-                                                             rng):
+def test_sdk_v3_endpoint_and_transformer_use_the_same_models(aws, session, model_dir,
+                                                             local_model, rng):
     """What deploy()/create_model() create works with SDK v3's own resources too."""
-    from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.resources import Endpoint
     from sagemaker.core.transformer import Transformer as SDKTransformer
 
-    def drop_empty(parsed=None, **kwargs):  # moto adds empty fields that AWS omits
-        for key in ("VpcConfig", "DataCaptureConfig"):
-            if parsed.get(key) == {}:
-                del parsed[key]
-
-    for op in ("DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint"):
-        session.events.register(f"after-call.sagemaker.{op}", drop_empty)
     predictor = deploy(model_dir, role=ROLE, endpoint_name="v3-ep", boto_session=session,
                        poll=0.01)
     endpoint = Endpoint.get(endpoint_name="v3-ep", session=session)
@@ -260,7 +261,7 @@ def test_sdk_v3_endpoint_and_transformer_use_the_same_models(session, model_dir,
     predictor.delete_endpoint(delete_model=False)
 
     files = write_inputs(session, rng, lengths=(2, 3))
-    sess = Session(boto_session=session, default_bucket=BUCKET)
+    sess = aws.sagemaker_session
     transformer = SDKTransformer(model_name="v3-ep", instance_count=1,
                                  instance_type="ml.m5.large", output_path="s3://data/v3-out",
                                  accept="application/jsonlines", assemble_with="Line",
