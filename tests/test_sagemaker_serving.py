@@ -272,3 +272,31 @@ def test_sdk_v3_endpoint_and_transformer_use_the_same_models(aws, session, model
     for name, rows in files.items():
         body = s3.get_object(Bucket="data", Key=f"v3-out/{name}.out")["Body"].read()
         assert len(body.decode().splitlines()) == len(rows)
+
+
+def test_training_job_handle_to_endpoint_and_batch_transform(aws, session, rng):
+    """The notebook path: a CNN-KMeans training job (run by the local runner), then deploy()
+    and batch_predict() on its handle; answers match the job's own model."""
+    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.sagemaker import fit
+
+    X, _ = make_series(20, n_clusters=2, length=24, random_state=0)
+    job = fit(X, hyperparameters={"clusters": 2, "blocks": 1, "filters": 4, "reduced-size": 4,
+                                  "output-size": 4, "epochs": 1, "random-state": 0,
+                                  "device": "cpu"},
+              instance_type="ml.m5.xlarge", processes_per_host=1, role=aws.role,
+              session=aws, wait=True)
+    assert job.status == "Completed"
+    model = job.model(device="cpu")
+    Xq = series(rng, 4)
+    predictor = deploy(job, poll=0.01)
+    df = predictor.predict(Xq)
+    assert df["label"].tolist() == model.predict(Xq).tolist()
+    predictor.delete_endpoint()
+
+    files = write_inputs(session, rng, lengths=(2, 3))
+    result = batch_predict(job, "s3://data/in/", "s3://data/out/", poll=0.01)
+    preds = result.predictions()
+    for name, rows in files.items():
+        part = preds[preds["file"] == name]
+        assert part["label"].tolist() == model.predict(as_array(rows)).tolist()
