@@ -153,8 +153,17 @@ def test_deploy_job_handle_predict_and_delete(session, model_dir, local_model, r
 def test_deploy_a_fitted_model_object(session, local_model, rng):
     predictor = deploy(local_model, role=ROLE, endpoint_name="obj-ep", boto_session=session,
                        poll=0.01)
-    X = series(rng, 3)
+    X = series(rng, 7)
     assert predictor.predict(X)["label"].tolist() == local_model.predict(X).tolist()
+    # many series go in several requests, and come back in order
+    calls = []
+    predictor._runtime.meta.events.register(
+        "before-parameter-build.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **kwargs: calls.append(params["EndpointName"]))
+    df = predictor.predict(X, max_series_per_request=3)
+    assert calls == ["obj-ep"] * 3
+    np.testing.assert_allclose(np.stack(df["embedding"]), local_model.transform(X), rtol=1e-5,
+                               atol=1e-6)
     predictor.delete_endpoint()
 
 
