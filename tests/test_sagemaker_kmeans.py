@@ -390,3 +390,19 @@ def test_missing_training_data_fails_the_job_not_the_call(session):
         kmeans.fit(records, logs=False, job_name="no-data")
     desc = session.client("sagemaker").describe_training_job(TrainingJobName="no-data")
     assert desc["TrainingJobStatus"] == "Failed" and desc["FailureReason"]
+
+
+def test_transformer_on_recordio_input(trained):
+    """SplitType=RecordIO: each record of a .pbr file is sent as its own recordIO record."""
+    session = trained.boto_session
+    bucket = trained.default_bucket()
+    session.client("s3").put_object(Bucket=bucket, Key="kpb/rows.pbr",
+                                    Body=numpy_to_record_bytes(ROWS))
+    transformer = trained.transformer(1, "ml.m5.large", strategy="SingleRecord",
+                                      assemble_with="Line", accept="text/csv",
+                                      output_path=f"s3://{bucket}/kpb-out")
+    result = transformer.transform(f"s3://{bucket}/kpb/", content_type=RECORDIO,
+                                   split_type="RecordIO")
+    lines = result.outputs()["rows.pbr.out"].decode().splitlines()
+    assert len(lines) == 3
+    assert len({line.split(",")[0] for line in lines}) == 3
