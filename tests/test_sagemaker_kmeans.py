@@ -178,16 +178,50 @@ def test_container_bad_requests(km, ctype, accept, body, status):
 
 # ------------------------------------------------------------------ facade on moto
 
-@pytest.fixture
-def session(aws_env, tmp_path):
+def test_standalone_emulator_runs_kmeans_jobs_in_process(aws_env, tmp_path):
+    """LocalSageMaker alone (no offline harness) trains, serves and reports metrics."""
     import boto3
 
+    from tsc_toolkit.sagemaker import KMeans
     from tsc_toolkit.sagemaker.local_serving import LocalSageMaker
 
     boto_session = boto3.Session(region_name="us-east-1")
-    emulator = LocalSageMaker(boto_session, tmp_path / "local").install()
-    yield boto_session
-    emulator.uninstall()
+    with LocalSageMaker(boto_session, tmp_path / "local") as emulator:
+        kmeans = KMeans(role=ROLE, instance_count=1, instance_type="ml.c5.xlarge", k=3,
+                        boto_session=boto_session, poll=0.01,
+                        image_uri="382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1")
+        kmeans.fit(kmeans.record_set(blobs(10)), logs=False, job_name="standalone")
+        assert emulator.training_jobs["standalone"].status == "Completed"
+        desc = kmeans.describe()
+        assert desc["TrainingJobStatus"] == "Completed"
+        assert [m["MetricName"] for m in desc["FinalMetricDataList"]] == ["train:msd"]
+        records = kmeans.deploy(1, "ml.m5.large", endpoint_name="standalone").predict(ROWS)
+        assert len({r.label["closest_cluster"].float32_tensor.values[0] for r in records}) == 3
+
+
+def test_quality_metrics_from_the_container_log():
+    from tsc_toolkit.sagemaker.local_serving import quality_metrics
+
+    log = ("#quality_metric: host=algo-1, train msd <loss>=0.5\n"
+           "#quality_metric: host=algo-1, test ssd <loss>=12.25\nother line\n")
+    assert [(m["MetricName"], m["Value"]) for m in quality_metrics(log)] == [
+        ("train:msd", 0.5), ("test:ssd", 12.25)]
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """moto's server on loopback with the toolkit's offline harness: training jobs (the
+    built-in K-Means included) run with the local runner before CreateTrainingJob returns, and
+    endpoints and transform jobs are answered by the real handlers."""
+    from tsc_toolkit.sagemaker.offline import offline_aws
+
+    with offline_aws(run_jobs="sync", workdir=tmp_path_factory.mktemp("offline-jobs")) as aws:
+        yield aws
+
+
+@pytest.fixture
+def session(aws):
+    return aws.boto_session
 
 
 def make_kmeans(session, **kwargs):
@@ -268,22 +302,28 @@ def test_facade_from_record_set_to_predict_and_attach(session, capsys):
         session.client("sagemaker").describe_endpoint(EndpointName="kmeans-endpoint")
 
 
+@pytest.fixture(scope="module")
+def trained(aws):
+    """One small built-in K-Means job and its endpoint, shared by the tests below."""
+    kmeans = make_kmeans(aws.boto_session, instance_count=1)
+    kmeans.fit(kmeans.record_set(blobs(10)), mini_batch_size=30, logs=False)
+    kmeans.deploy(1, "ml.m5.large", endpoint_name="shared-kmeans")
+    return kmeans
+
+
 @pytest.mark.parametrize("fmt", ["text/csv", "application/json", "application/jsonlines"])
-def test_predictor_text_formats(session, fmt):
+def test_predictor_text_formats(trained, fmt):
     from tsc_toolkit.sagemaker.builtin_kmeans import KMeansPredictor
 
-    kmeans = make_kmeans(session, instance_count=1)
-    kmeans.fit(kmeans.record_set(blobs(10)), mini_batch_size=30, logs=False)
-    kmeans.deploy(1, "ml.m5.large", endpoint_name="ep-text")
-    pred = KMeansPredictor("ep-text", boto_session=session, content_type=fmt, accept=fmt)
+    pred = KMeansPredictor("shared-kmeans", boto_session=trained.boto_session, content_type=fmt,
+                           accept=fmt)
     recs = pred.predict(ROWS)
     assert len(recs) == 3
     assert len({r.label["closest_cluster"].float32_tensor.values[0] for r in recs}) == 3
 
 
-def test_transformer_over_several_files(session):
-    kmeans = make_kmeans(session, instance_count=1)
-    kmeans.fit(kmeans.record_set(blobs(10)), logs=False)
+def test_transformer_over_several_files(trained):
+    kmeans, session = trained, trained.boto_session
     s3 = session.client("s3")
     bucket = kmeans.default_bucket()
     for i in range(3):
@@ -390,3 +430,19 @@ def test_deploy_then_transformer_creates_the_sagemaker_model_once(session):
         f"s3://{kmeans.default_bucket()}/once-in/", content_type="text/csv", split_type="Line")
     assert created == ["kmeans-once", "kmeans-once"]  # refused, and the existing one was used
     assert len(result.outputs()["rows.csv.out"].decode().splitlines()) == len(ROWS)
+
+
+def test_transformer_on_recordio_input(trained):
+    """SplitType=RecordIO: each record of a .pbr file is sent as its own recordIO record."""
+    session = trained.boto_session
+    bucket = trained.default_bucket()
+    session.client("s3").put_object(Bucket=bucket, Key="kpb/rows.pbr",
+                                    Body=numpy_to_record_bytes(ROWS))
+    transformer = trained.transformer(1, "ml.m5.large", strategy="SingleRecord",
+                                      assemble_with="Line", accept="text/csv",
+                                      output_path=f"s3://{bucket}/kpb-out")
+    result = transformer.transform(f"s3://{bucket}/kpb/", content_type=RECORDIO,
+                                   split_type="RecordIO")
+    lines = result.outputs()["rows.pbr.out"].decode().splitlines()
+    assert len(lines) == 3
+    assert len({line.split(",")[0] for line in lines}) == 3

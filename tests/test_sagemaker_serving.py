@@ -45,16 +45,25 @@ def local_model(model_dir):
     return CNNKMeans.load(model_dir, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """moto's server on loopback with the toolkit's offline harness, whose endpoints and
+    transform jobs are answered by the real handlers (tsc_toolkit.sagemaker.local_serving)."""
+    from tsc_toolkit.sagemaker.offline import offline_aws
+
+    with offline_aws(run_jobs="sync", workdir=tmp_path_factory.mktemp("offline-jobs")) as aws:
+        yield aws
+
+
 @pytest.fixture
-def session(aws_env, tmp_path):
-    import boto3
+def session(aws):
+    """The harness's session, on a clean slate of AWS resources for each test."""
+    import urllib.request
 
-    from tsc_toolkit.sagemaker.local_serving import LocalSageMaker
-
-    boto_session = boto3.Session(region_name="us-east-1")
-    emulator = LocalSageMaker(boto_session, tmp_path / "local").install()
-    yield boto_session
-    emulator.uninstall()
+    urllib.request.urlopen(urllib.request.Request(f"{aws.endpoint_url}/moto-api/reset",
+                                                  method="POST"), timeout=30).read()
+    aws.boto_session.client("s3").create_bucket(Bucket=aws.bucket)
+    return aws.boto_session
 
 
 class JobHandle:
@@ -144,8 +153,17 @@ def test_deploy_job_handle_predict_and_delete(session, model_dir, local_model, r
 def test_deploy_a_fitted_model_object(session, local_model, rng):
     predictor = deploy(local_model, role=ROLE, endpoint_name="obj-ep", boto_session=session,
                        poll=0.01)
-    X = series(rng, 3)
+    X = series(rng, 7)
     assert predictor.predict(X)["label"].tolist() == local_model.predict(X).tolist()
+    # many series go in several requests, and come back in order
+    calls = []
+    predictor._runtime.meta.events.register(
+        "before-parameter-build.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **kwargs: calls.append(params["EndpointName"]))
+    df = predictor.predict(X, max_series_per_request=3)
+    assert calls == ["obj-ep"] * 3
+    np.testing.assert_allclose(np.stack(df["embedding"]), local_model.transform(X), rtol=1e-5,
+                               atol=1e-6)
     predictor.delete_endpoint()
 
 
@@ -234,20 +252,12 @@ def test_invoking_a_missing_endpoint_is_a_validation_error(session):
         runtime.invoke_endpoint(EndpointName="nope", Body=b"1,2", ContentType="text/csv")
 
 
-def test_sdk_v3_endpoint_and_transformer_use_the_same_models(session, model_dir, local_model,
-                                                             rng):
+def test_sdk_v3_endpoint_and_transformer_use_the_same_models(aws, session, model_dir,
+                                                             local_model, rng):
     """What deploy()/create_model() create works with SDK v3's own resources too."""
-    from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.resources import Endpoint
     from sagemaker.core.transformer import Transformer as SDKTransformer
 
-    def drop_empty(parsed=None, **kwargs):  # moto adds empty fields that AWS omits
-        for key in ("VpcConfig", "DataCaptureConfig"):
-            if parsed.get(key) == {}:
-                del parsed[key]
-
-    for op in ("DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint"):
-        session.events.register(f"after-call.sagemaker.{op}", drop_empty)
     predictor = deploy(model_dir, role=ROLE, endpoint_name="v3-ep", boto_session=session,
                        poll=0.01)
     endpoint = Endpoint.get(endpoint_name="v3-ep", session=session)
@@ -260,7 +270,7 @@ def test_sdk_v3_endpoint_and_transformer_use_the_same_models(session, model_dir,
     predictor.delete_endpoint(delete_model=False)
 
     files = write_inputs(session, rng, lengths=(2, 3))
-    sess = Session(boto_session=session, default_bucket=BUCKET)
+    sess = aws.sagemaker_session
     transformer = SDKTransformer(model_name="v3-ep", instance_count=1,
                                  instance_type="ml.m5.large", output_path="s3://data/v3-out",
                                  accept="application/jsonlines", assemble_with="Line",
@@ -271,3 +281,31 @@ def test_sdk_v3_endpoint_and_transformer_use_the_same_models(session, model_dir,
     for name, rows in files.items():
         body = s3.get_object(Bucket="data", Key=f"v3-out/{name}.out")["Body"].read()
         assert len(body.decode().splitlines()) == len(rows)
+
+
+def test_training_job_handle_to_endpoint_and_batch_transform(aws, session, rng):
+    """The notebook path: a CNN-KMeans training job (run by the local runner), then deploy()
+    and batch_predict() on its handle; answers match the job's own model."""
+    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.sagemaker import fit
+
+    X, _ = make_series(20, n_clusters=2, length=24, random_state=0)
+    job = fit(X, hyperparameters={"clusters": 2, "blocks": 1, "filters": 4, "reduced-size": 4,
+                                  "output-size": 4, "epochs": 1, "random-state": 0,
+                                  "device": "cpu"},
+              instance_type="ml.m5.xlarge", processes_per_host=1, role=aws.role,
+              session=aws, wait=True)
+    assert job.status == "Completed"
+    model = job.model(device="cpu")
+    Xq = series(rng, 4)
+    predictor = deploy(job, poll=0.01)
+    df = predictor.predict(Xq)
+    assert df["label"].tolist() == model.predict(Xq).tolist()
+    predictor.delete_endpoint()
+
+    files = write_inputs(session, rng, lengths=(2, 3))
+    result = batch_predict(job, "s3://data/in/", "s3://data/out/", poll=0.01)
+    preds = result.predictions()
+    for name, rows in files.items():
+        part = preds[preds["file"] == name]
+        assert part["label"].tolist() == model.predict(as_array(rows)).tolist()

@@ -16,14 +16,15 @@ _LAZY = {
     "offline_aws": "tsc_toolkit.sagemaker.offline",
     "start_offline_aws": "tsc_toolkit.sagemaker.offline",
     "OfflineAWS": "tsc_toolkit.sagemaker.offline",
-    "KMeans": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
+    # serving and the built-in K-Means
     "deploy": "tsc_toolkit.sagemaker.deploy",
     "batch_predict": "tsc_toolkit.sagemaker.deploy",
     "Predictor": "tsc_toolkit.sagemaker.deploy",
     "Transformer": "tsc_toolkit.sagemaker.deploy",
+    "KMeans": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
+    "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
     "LocalSageMaker": "tsc_toolkit.sagemaker.local_serving",
 }
 

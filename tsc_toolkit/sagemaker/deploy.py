@@ -323,12 +323,14 @@ class Predictor:
                                 info.get("OriginalStatusCode")) from None
         return resp["Body"].read()
 
-    def predict(self, X, *, channels: int | None = None):
+    def predict(self, X, *, channels: int | None = None, max_series_per_request: int = 200):
         """Cluster, distance to its center and embedding of each series of ``X``.
 
         ``X`` is anything :func:`tsc_toolkit.data.as_dataset` accepts. Returns a DataFrame
         with columns ``label`` (int), ``distance`` (float) and ``embedding`` (an array per
-        row), in the order of ``X``.
+        row), in the order of ``X``. Series go in requests of at most 5 MB and
+        ``max_series_per_request`` series, so that answers (about 20 bytes per embedding
+        value) stay below the endpoints' 6 MB response limit too.
         """
         import pandas as pd
 
@@ -342,7 +344,7 @@ class Predictor:
                                              for v in ch[:n]] for ch in s]})
                      for s, n in zip(data, lengths)]
         rows: list[dict] = []
-        for chunk in _chunks(instances, _REQUEST_BYTES):
+        for chunk in _chunks(instances, _REQUEST_BYTES, max_series_per_request):
             body = '{"instances": [' + ", ".join(chunk) + "]}"
             rows.extend(json.loads(self.invoke(body))["predictions"])
         return pd.DataFrame({
@@ -371,11 +373,11 @@ class Predictor:
         return f"Predictor(endpoint_name={self.endpoint_name!r})"
 
 
-def _chunks(items: list[str], limit: int):
+def _chunks(items: list[str], limit: int, max_items: int):
     chunk: list[str] = []
     size = 0
     for item in items:
-        if chunk and size + len(item) + 2 > limit:
+        if chunk and (size + len(item) + 2 > limit or len(chunk) >= max_items):
             yield chunk
             chunk, size = [], 0
         chunk.append(item)

@@ -299,7 +299,9 @@ class LocalSageMaker:
         container = desc.get("PrimaryContainer") or (desc.get("Containers") or [{}])[0]
         url, image = container.get("ModelDataUrl", ""), container.get("Image", "")
         env = container.get("Environment", {}) or {}
-        cache_key = hashlib.sha256(json.dumps([url, image, env], sort_keys=True).encode()
+        bucket, key = split_s3_uri(url)
+        etag = self._client("s3").head_object(Bucket=bucket, Key=key).get("ETag", "")
+        cache_key = hashlib.sha256(json.dumps([url, etag, image, env], sort_keys=True).encode()
                                    ).hexdigest()[:16]
         with self._lock:
             if cache_key not in self._handlers:
