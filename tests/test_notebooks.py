@@ -131,6 +131,11 @@ def test_stripper_check_mode_reports_a_notebook_with_bulky_outputs(tmp_path, cap
     ("12.5 it/s", "RATE"),
     ("wrote /home/sagemaker-user/tsc/model/model.safetensors",
      "wrote PATH/model.safetensors"),
+    ("server at http://127.0.0.1:46319)", "server at http://127.0.0.1:PORT)"),
+    ("job tsc-cnn-kmeans-20261129075905 done", "job tsc-cnn-kmeans-TIMESTAMP done"),
+    ("job kmeans-2026-11-29-08-00-32-869 done", "job kmeans-TIMESTAMP done"),
+    ("Predictor(endpoint_name='tsc-cnn-kmeans-2026-11-29-07-59-52-213')",
+     "Predictor(endpoint_name='tsc-cnn-kmeans-TIMESTAMP')"),
 ])
 def test_sanitiser_hides_what_changes_between_runs(volatile, stable):
     assert _sanitize(volatile) == stable
@@ -141,6 +146,8 @@ def test_sanitiser_hides_what_changes_between_runs(volatile, stable):
     "each snapshot: 60 series x 16 numbers, unit length: True",
     "anchor:    series 0, steps 5..99",
     "k = 4, silhouette 0.85",
+    "output files: ['part-0.csv.out', 'part-1.csv.out', 'part-2.csv.out']",
+    "training job: Completed | final metrics: ['test:msd', 'test:ssd', 'train:msd']",
 ])
 def test_sanitiser_leaves_checked_facts_alone(text):
     assert _sanitize(text) == text
