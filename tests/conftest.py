@@ -23,6 +23,26 @@ def rng():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Make (once per session and channel count) a tiny trained model folder; return its path."""
+
+    def make(channels: int = 1):
+        path = tmp_path_factory.getbasetemp() / f"tiny-model-{channels}"
+        if not (path / "config.json").exists():
+            from tsc_toolkit import CNNKMeans
+            from tsc_toolkit.datasets import make_series
+
+            X, _ = make_series(20, n_clusters=2, length=24, random_state=0)
+            if channels > 1:
+                X = np.concatenate([X] * channels, axis=1)
+            CNNKMeans(clusters=2, blocks=1, filters=4, reduced_size=4, output_size=4, epochs=1,
+                      n_init=1, random_state=0, device="cpu").fit(X).save(path)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def moto_server():
     """Start moto's server on a free loopback port for the session; yield its URL.
 

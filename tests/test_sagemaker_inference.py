@@ -19,29 +19,14 @@ from tsc_toolkit.sagemaker.inference import (
 )
 
 
-def tiny_model_dir(tmp_path_factory, channels: int = 1):
-    """A tiny trained model, saved once per test session and shared by the test files."""
-    path = tmp_path_factory.getbasetemp() / f"sm-serve-tiny-model-{channels}"
-    if not (path / "config.json").exists():
-        from tsc_toolkit import CNNKMeans
-        from tsc_toolkit.datasets import make_series
-
-        X, _ = make_series(20, n_clusters=2, length=24, random_state=0)
-        if channels > 1:
-            X = np.concatenate([X] * channels, axis=1)
-        CNNKMeans(clusters=2, blocks=1, filters=4, reduced_size=4, output_size=4, epochs=1,
-                  n_init=1, random_state=0, device="cpu").fit(X).save(path)
-    return path
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return model_fn(tiny_model_dir())
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return model_fn(tiny_model_dir(tmp_path_factory))
-
-
-@pytest.fixture(scope="module")
-def model2(tmp_path_factory):
-    return model_fn(tiny_model_dir(tmp_path_factory, channels=2))
+def model2(tiny_model_dir):
+    return model_fn(tiny_model_dir(channels=2))
 
 
 SERIES = [[0.1, 0.5, 0.2, 0.9, 0.4, 0.3], [1.0, 2.0, 3.0, 2.0, 1.0], [3.0, None, 1.0, 0.5]]

@@ -20,22 +20,10 @@ ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "sagemaker-us-east-1-123456789012"
 
 
-def tiny_model_dir(tmp_path_factory):
-    """A tiny trained model, saved once per test session and shared by the test files."""
-    path = tmp_path_factory.getbasetemp() / "sm-serve-tiny-model-1"
-    if not (path / "config.json").exists():
-        from tsc_toolkit import CNNKMeans
-        from tsc_toolkit.datasets import make_series
-
-        X, _ = make_series(20, n_clusters=2, length=24, random_state=0)
-        CNNKMeans(clusters=2, blocks=1, filters=4, reduced_size=4, output_size=4, epochs=1,
-                  n_init=1, random_state=0, device="cpu").fit(X).save(path)
-    return path
-
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory)
+def model_dir(tiny_model_dir):
+    return tiny_model_dir()
 
 
 @pytest.fixture(scope="module")

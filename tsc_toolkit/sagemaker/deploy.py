@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from ..archives import extract_tar
+
 # Also adds endpoint and transform emulation to the offline harness when one runs.
 from .local_serving import split_s3_uri
 
@@ -192,10 +194,7 @@ def _model_files(model, session, workdir: Path) -> Path:
     if path.is_file() and tarfile.is_tarfile(path):
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(path) as tar:
-            try:
-                tar.extractall(target, filter="data")
-            except TypeError:  # pragma: no cover  (Python without extraction filters)
-                tar.extractall(target)  # noqa: S202
+            extract_tar(tar, target)
         return target
     raise ValueError(f"Cannot find a model in {model!r}: pass a fitted CNNKMeans, a saved model "
                      "folder, a model.tar.gz (local or s3://), or a training job handle.")

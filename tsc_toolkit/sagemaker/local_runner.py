@@ -66,6 +66,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ..archives import extract_tar
+
 __all__ = ["LocalRun", "run_training_job", "start_training_job", "get_run",
            "is_builtin_kmeans_image", "KMEANS_CONTAINER_MODULE", "TRAIN_MODULE",
            "LOG_GROUP"]
@@ -470,7 +472,7 @@ def _program(desc: dict, layout: _Layout, session) -> tuple[list[str], Path, dic
         source_dir = str(source.get("source_dir") or "")
         if source_dir.endswith(".tar.gz"):
             with tarfile.open(code / Path(source_dir).name) as tar:
-                tar.extractall(code, filter="data")
+                extract_tar(tar, code)
         env = {"SM_SOURCE_DIR": str(code), "SM_ENTRY_SCRIPT": str(source.get("entry_script")),
                "SM_DISTRIBUTED_CONFIG": json.dumps(distributed)}
         args = _hp_args(hps)
@@ -493,7 +495,7 @@ def _program(desc: dict, layout: _Layout, session) -> tuple[list[str], Path, dic
         code.mkdir(exist_ok=True)
         if submit.endswith(".tar.gz"):
             with tarfile.open(fileobj=io.BytesIO(_read_uri(submit, session))) as tar:
-                tar.extractall(code, filter="data")
+                extract_tar(tar, code)
         torchrun = str(hps.get("sagemaker_torch_distributed_enabled", "")).strip('"') == "true"
         user = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
         return ([program, *_hp_args(user)], code, {"SM_USER_ENTRY_POINT": program},

@@ -60,6 +60,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..archives import extract_tar
 from .inference import RequestError
 
 __all__ = ["LocalSageMaker", "install", "is_builtin_kmeans_image", "split_s3_uri",
@@ -317,10 +318,7 @@ class LocalSageMaker:
         archive = folder.parent / f"{cache_key}.tar.gz"
         self._client("s3").download_file(bucket, key, str(archive))
         with tarfile.open(archive) as tar:
-            try:
-                tar.extractall(folder, filter="data")
-            except TypeError:  # Python without extraction filters
-                tar.extractall(folder)  # noqa: S202
+            extract_tar(tar, folder)
         if is_builtin_kmeans_image(image):
             from . import kmeans_container
 

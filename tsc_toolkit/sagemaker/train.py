@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..archives import extract_tar
+
 __all__ = ["main", "parse_arguments", "read_channel", "find_model", "ARCHITECTURE_PARAMS"]
 
 #: Settings that fix the encoder's shape; a model channel's model keeps its own.
@@ -142,7 +144,7 @@ def find_model(path: str | os.PathLike, workdir: str | os.PathLike) -> Path | No
             target = Path(workdir) / c.name.split(".")[0]
             target.mkdir(parents=True, exist_ok=True)
             with tarfile.open(c) as tar:
-                tar.extractall(target, filter="data")
+                extract_tar(tar, target)
             found = find_model(target, workdir)
             if found is not None:
                 return found

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ..archives import extract_tar
+
 __all__ = ["fit", "attach", "SageMakerJob", "TrainingJobFailed", "gpus_per_instance",
            "training_image", "PYTORCH_VERSION", "PY_VERSION", "ENTRY_SCRIPT"]
 
@@ -328,7 +330,7 @@ class SageMakerJob:
         body = self.boto_session.client("s3").get_object(
             Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-            tar.extractall(target, filter="data")
+            extract_tar(tar, target)
         return target
 
     def model(self, path: str | os.PathLike | None = None, *, device: str | None = "auto"):
