@@ -1,0 +1,172 @@
+"""Turn benchmark sections into ``docs/benchmarks.md``: machine, versions, date, command, tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from collections.abc import Sequence
+from importlib import metadata
+
+import pandas as pd
+
+from .common import Config, Section, fmt_seconds, to_markdown
+
+PACKAGES = ("torch", "numpy", "scikit-learn", "scipy", "aeon", "tslearn", "sktime", "tsc_toolkit")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def gpu() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return "none (no GPU on this machine)"
+
+
+def environment(cfg: Config, command: str, load_start: str) -> pd.DataFrame:
+    rows = [
+        ("date (UTC)", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+        ("command", f"`{command}`"),
+        ("mode", "fast (CI size)" if cfg.fast else "full"),
+        ("CPU", cpu_model()),
+        ("cores available / threads used", f"{cpu_count()} / {cfg.threads}"),
+        ("RAM", f"{memory_gib():.1f} GiB"),
+        ("GPU", gpu()),
+        ("load average (1/5/15 min) at start / end", f"{load_start} ; {load_average()}"),
+        ("OS", platform.platform()),
+    ]
+    rows += [(f"version: {k}", v) for k, v in versions().items()]
+    return pd.DataFrame(rows, columns=["", "value"])
+
+
+def render(sections: Sequence[Section], cfg: Config, command: str, load_start: str,
+           total_seconds: float) -> str:
+    by_key = {s.key: s for s in sections}
+    out = [
+        "# Benchmarks",
+        "",
+        "Measured numbers for tsc_toolkit and its peers on the same data in the same run. "
+        "This file is written by `python -m benchmarks.run` (`make bench`); do not edit it by "
+        "hand, rerun it. Where a peer does better, the tables show it: the best value in each "
+        "row is bold whatever the method.",
+        "",
+        f"Total time of this run: {fmt_seconds(total_seconds)}"
+        + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else "."),
+        "",
+        "## Machine and versions",
+        "",
+        to_markdown(environment(cfg, command, load_start)),
+        "",
+        "The machine is shared: a load average above the number of cores means other work ran "
+        "at the same time, and wall times are then inflated (treat them as ±30 % or worse).",
+        "",
+    ]
+    number = 0
+    for key in ("quality", "speed", "scaling", "kmeans"):
+        if key not in by_key:
+            continue
+        number += 1
+        s = by_key[key]
+        out += [f"## {number}. {s.title}", "", s.intro, ""]
+        out += globals()[f"_body_{key}"](s)
+        if s.notes:
+            out += ["Notes:", ""] + [f"- {n}" for n in s.notes] + [""]
+        out += [f"_Section time: {fmt_seconds(s.seconds)}._", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _body_quality(s: Section) -> list[str]:
+    from .quality import wins
+
+    w = wins(s.tables["runs"])
+    lines = ["### Datasets", "", s.markdown["datasets"], "",
+             "### NMI (mean ± std over seeds)", "", s.markdown["nmi"], "",
+             "### ARI (mean ± std over seeds)", "", s.markdown["ari"], "",
+             "### Wall time per fit (mean over seeds)", "", s.markdown["seconds"], "",
+             "Best mean NMI per dataset (ties counted for each):", ""]
+    lines += [f"- {m}: {len(d)} ({', '.join(d) if d else 'none'})" for m, d in w.items()]
+    lines += ["", "### Published NMI, for context (not measured here)", "",
+              "From Lafabregue et al. (DMKD 2022), per-dataset means over 5 seeds, as listed in "
+              "the project's algorithm notes. Their protocol differs: the encoder is trained on "
+              "the train split and K-Means is scored on the test split only, with a TensorFlow "
+              "port of T-Loss and without L2-normalised embeddings. OSULeaf and PLAID are not in "
+              "those tables.", "", s.markdown["published"], ""]
+    return lines
+
+
+def _body_speed(s: Section) -> list[str]:
+    return [s.markdown["training"], ""]
+
+
+def _body_scaling(s: Section) -> list[str]:
+    return [
+        "### Measurements", "", s.markdown["points"], "",
+        "### Exponents (slope of log time and log extra memory against log size)", "",
+        s.markdown["exponents"], "",
+        "An exponent of 1 is linear. Memory exponents of small deltas (a few MiB) are noise.", "",
+        "### Projection to 100 million series (a projection, not a measurement)", "",
+        s.markdown["projection"], "",
+        "How this is computed: the time of the largest measured point of each stage, scaled "
+        "to the target size with the measured time exponent (taken as at least 1), on this "
+        "machine's 2 CPU threads. The instance column divides by 18, assuming throughput grows "
+        "linearly with vCPUs (36 vCPUs per ml.c5.9xlarge, 10 instances, data split evenly, "
+        "no I/O or start-up time), which is optimistic; a GPU instance would change the encode "
+        "row the most and is not measured here. Training is not in the table: its cost is set "
+        "by the step budget (`max_steps`, or epochs x series / batch size), not by the number of "
+        "series to cluster; train on a sample, then encode everything "
+        "(steps per second are in the training-speed section). The k scan and PCA run on a "
+        "1-million-series sample of the embeddings, which is how they would be used at that "
+        "scale.", "",
+    ]
+
+
+def _body_kmeans(s: Section) -> list[str]:
+    return ["### Time and quality", "", s.markdown["compare"], "",
+            "### Fitting from a memory-mapped file under a memory cap", "",
+            s.markdown["memmap"], ""]

@@ -1,0 +1,72 @@
+"""Run the benchmarks and write the report.
+
+Usage::
+
+    python -m benchmarks.run                      # everything, writes docs/benchmarks.md
+    python -m benchmarks.run --fast --out /tmp/b.md
+    python -m benchmarks.run --only quality,kmeans
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .common import REPO, Config, Section, set_threads
+from .report import load_average, render
+
+SECTIONS = ("quality", "speed", "scaling", "kmeans")
+
+
+def run_sections(cfg: Config, only=SECTIONS, log=print) -> list[Section]:
+    """Run the chosen sections in order and return them."""
+    set_threads(cfg.threads)
+    out = []
+    for key in only:
+        module = importlib.import_module(f"benchmarks.{key}")
+        log(f"[bench] {key} ...")
+        section = module.run(cfg)
+        log(f"[bench] {key} done in {section.seconds:.0f} s")
+        out.append(section)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fast", action="store_true",
+                        help="tiny sizes (CI smoke run, well under two minutes)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections among {', '.join(SECTIONS)}")
+    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"),
+                        help="markdown file to write (default docs/benchmarks.md)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--cnn-max-steps", type=int, default=None,
+                        help="training budget of CNN-KMeans in the quality section")
+    args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    cfg = Config.fast_size() if args.fast else Config.full_size()
+    cfg.threads = args.threads
+    if args.cnn_max_steps:
+        cfg.cnn_max_steps = args.cnn_max_steps
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    load_start = load_average()
+    t0 = time.perf_counter()
+    sections = run_sections(cfg, [s for s in SECTIONS if s in only])
+    text = render(sections, cfg, command.strip(), load_start, time.perf_counter() - t0)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"[bench] wrote {out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
