@@ -34,5 +34,14 @@ test-oldest:
 lint: venv
 	$(BIN)/ruff check tsc_toolkit tests benchmarks
 
+# Benchmarks against tslearn/aeon/scikit-learn (the `bench` extra); writes docs/benchmarks.md.
+bench: venv
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md
+
+bench-fast: venv
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.run --fast --out docs/benchmarks-fast.md
+
 clean:
 	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache
