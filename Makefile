@@ -41,7 +41,7 @@ bench: venv
 
 bench-fast: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"
-	$(BIN)/python -m benchmarks.run --fast --out docs/benchmarks-fast.md
+	$(BIN)/python -m benchmarks.run --fast --out build/benchmarks-fast.md
 
 clean:
 	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache

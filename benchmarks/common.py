@@ -32,20 +32,20 @@ class Config:
     # quality
     datasets: Sequence[str] = DATASETS
     seeds: Sequence[int] = (0, 1, 2)
-    cnn_max_steps: int = 100
-    peer_budget_s: float = 45.0
+    cnn_max_steps: int = 30
+    peer_budget_s: float = 30.0
     # training speed
-    speed_series: int = 200
+    speed_series: int = 100
     speed_length: int = 100
-    speed_steps: int = 40
-    speed_warmup_steps: int = 3
+    speed_steps: int = 30
+    speed_warmup_steps: int = 10
     # scaling
-    encode_n: Sequence[int] = (250, 500, 1000, 2000)
+    encode_n: Sequence[int] = (250, 500, 1000)
     encode_length_n: int = 32
     encode_lengths: Sequence[int] = (100, 300, 1000, 3000, 10000)
     cluster_n: Sequence[int] = (1_000, 10_000, 100_000)
     webscale_n: Sequence[int] = (10_000, 100_000, 1_000_000)
-    kscan_n: Sequence[int] = (1_000, 10_000, 100_000)
+    kscan_n: Sequence[int] = (1_000, 3_000, 10_000)
     projection_n: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000)
     embedding_dim: int = 320
     # K-Means

@@ -170,3 +170,66 @@ def _body_kmeans(s: Section) -> list[str]:
     return ["### Time and quality", "", s.markdown["compare"], "",
             "### Fitting from a memory-mapped file under a memory cap", "",
             s.markdown["memmap"], ""]
+
+
+def figures(sections: Sequence[Section], directory) -> list[str]:
+    """Draw the quality and scaling figures as SVG files; returns their file names.
+
+    Needs matplotlib (not a dependency of the toolkit); without it, no figures are drawn.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    from pathlib import Path
+
+    import numpy as np
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    by_key = {s.key: s for s in sections}
+    names = []
+    if "quality" in by_key:
+        from .quality import METHODS
+
+        runs = by_key["quality"].tables["runs"]
+        ok = runs[runs.status == "ok"]
+        stats = ok.groupby(["dataset", "method"]).nmi.agg(["mean", "std"]).fillna(0)
+        datasets = list(dict.fromkeys(runs.dataset))
+        fig, ax = plt.subplots(figsize=(10, 4))
+        width = 0.8 / len(METHODS)
+        for i, method in enumerate(METHODS):
+            means = [stats["mean"].get((d, method), np.nan) for d in datasets]
+            stds = [stats["std"].get((d, method), 0.0) for d in datasets]
+            ax.bar(np.arange(len(datasets)) + (i - (len(METHODS) - 1) / 2) * width, means,
+                   width, yerr=stds, label=method, capsize=2)
+        ax.set_xticks(np.arange(len(datasets)), datasets)
+        ax.set_ylabel("NMI (mean ± std over seeds)")
+        ax.set_title("Clustering quality (missing bar = skipped)")
+        ax.legend(fontsize=8, ncols=3)
+        fig.tight_layout()
+        fig.savefig(directory / "bench_quality.svg")
+        plt.close(fig)
+        names.append("bench_quality.svg")
+    if "scaling" in by_key:
+        points = by_key["scaling"].tables["points"]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for (stage, axis), g in points.groupby(["stage", "axis"], sort=False):
+            ax = axes[1] if axis == "length" else axes[0]
+            x = g.length if axis == "length" else g.n
+            ax.loglog(x, g.seconds, "o-", label=stage)
+        axes[0].set_xlabel("series")
+        axes[1].set_xlabel("series length (encode)")
+        for ax in axes:
+            ax.set_ylabel("seconds")
+            ax.legend(fontsize=8)
+            ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle("Time per stage (log-log)")
+        fig.tight_layout()
+        fig.savefig(directory / "bench_scaling.svg")
+        plt.close(fig)
+        names.append("bench_scaling.svg")
+    return names

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
 from .common import REPO, Config, Section, set_threads
-from .report import load_average, render
+from .report import figures, load_average, render
 
 SECTIONS = ("quality", "speed", "scaling", "kmeans")
 
 
-def run_sections(cfg: Config, only=SECTIONS, log=print) -> list[Section]:
-    """Run the chosen sections in order and return them."""
+def run_sections(cfg: Config, only=SECTIONS, log=print, after_each=None) -> list[Section]:
+    """Run the chosen sections in order and return them.
+
+    ``after_each(sections_so_far)`` is called after every section (the command line uses it
+    to rewrite the report, so an interrupted run keeps what it measured).
+    """
     set_threads(cfg.threads)
     out = []
     for key in only:
@@ -32,6 +37,8 @@ def run_sections(cfg: Config, only=SECTIONS, log=print) -> list[Section]:
         section = module.run(cfg)
         log(f"[bench] {key} done in {section.seconds:.0f} s")
         out.append(section)
+        if after_each is not None:
+            after_each(out)
     return out
 
 
@@ -44,6 +51,9 @@ def main(argv=None) -> int:
                         help=f"comma-separated sections among {', '.join(SECTIONS)}")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"),
                         help="markdown file to write (default docs/benchmarks.md)")
+    parser.add_argument("--figures", default=None,
+                        help="folder for SVG figures (default: docs/images next to --out; "
+                             "'none' to skip)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--cnn-max-steps", type=int, default=None,
                         help="training budget of CNN-KMeans in the quality section")
@@ -59,11 +69,21 @@ def main(argv=None) -> int:
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     load_start = load_average()
     t0 = time.perf_counter()
-    sections = run_sections(cfg, [s for s in SECTIONS if s in only])
-    text = render(sections, cfg, command.strip(), load_start, time.perf_counter() - t0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+
+    fig_dir = None if args.figures == "none" else Path(args.figures or out.parent / "images")
+
+    def write(sections):
+        names = figures(sections, fig_dir) if fig_dir is not None else []
+        text = render(sections, cfg, command.strip(), load_start, time.perf_counter() - t0)
+        if names:
+            rel = os.path.relpath(fig_dir, out.parent)
+            text += "\n## Figures\n\n" + "\n\n".join(
+                f"![{n}]({rel}/{n})" for n in names) + "\n"
+        out.write_text(text)
+
+    run_sections(cfg, [s for s in SECTIONS if s in only], after_each=write)
     print(f"[bench] wrote {out} in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -70,7 +70,7 @@ def _stage(stage: str, n: int, length: int, dim: int, threads: int) -> dict:
         inputs, lengths = prepare_input(X), series_lengths(X)
         torch.manual_seed(0)
         encoder = CausalCNNEncoder(2, 40, 10, 160, 320, 3)
-        encode(encoder, inputs[:2], lengths[:2], torch.device("cpu"))  # warm-up
+        encode(encoder, inputs[:16], lengths[:16], torch.device("cpu"))  # warm-up
 
         def work():
             encode(encoder, inputs, lengths, torch.device("cpu"))

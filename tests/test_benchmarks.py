@@ -165,3 +165,15 @@ def test_resampling_stretches_shorter_series_to_the_full_length():
     z = znormalize(X)
     assert np.isnan(z[1, 0, 3:]).all()
     np.testing.assert_allclose(np.nanmean(z, axis=2), 0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_figures_are_written_when_matplotlib_is_there(sections, tmp_path):
+    from benchmarks.report import figures
+
+    names = figures(list(sections[1].values()), tmp_path)
+    if importlib.util.find_spec("matplotlib") is None:
+        assert names == []
+    else:
+        assert names == ["bench_quality.svg", "bench_scaling.svg"]
+        assert all((tmp_path / n).stat().st_size > 1000 for n in names)
