@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 
-.PHONY: venv test test-unit test-oldest lint demo bench bench-fast clean
+.PHONY: venv test test-unit test-oldest lint demo report notebooks bench bench-fast clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,38 @@ test-oldest:
 	.venv-oldest/bin/pip install -q -e ".[dev]" $(OLDEST)
 	.venv-oldest/bin/python -m pytest -n 2 --dist loadfile tests
 
+# `make demo`: run a notebook in full mode and save it as a self-contained HTML report.
+# PLOTLY_RENDERER adds a text/html copy of each figure, with plotly.js embedded once, so the
+# report draws its figures offline; widget state is not stored (it would need unpkg.com), and
+# require.js, which nothing in the report needs, is not fetched. LaTeX still uses MathJax's CDN.
+NOTEBOOK ?= notebooks/01_quickstart.ipynb
+REPORTS ?= reports
+
+$(BIN)/.notebooks: $(BIN)/.installed
+	$(BIN)/pip install -q -e ".[dev,notebooks]"
+	touch $@
+
+demo: $(BIN)/.notebooks
+	@$(MAKE) --no-print-directory report NOTEBOOK=$(NOTEBOOK) REPORTS=$(REPORTS)
+
+report:
+	@test -f $(NOTEBOOK) || { echo "$(NOTEBOOK) does not exist; choose one with NOTEBOOK=notebooks/..."; exit 1; }
+	@mkdir -p $(REPORTS)
+	TSC_TOOLKIT_FAST=0 PLOTLY_RENDERER=plotly_mimetype+notebook $(BIN)/jupyter nbconvert \
+		--to html --execute --ExecutePreprocessor.timeout=3600 \
+		--ExecutePreprocessor.store_widget_state=False \
+		--HTMLExporter.require_js_url=data:text/javascript, \
+		--output-dir $(REPORTS) $(NOTEBOOK)
+	@echo
+	@echo "Report: $(abspath $(REPORTS))/$(basename $(notdir $(NOTEBOOK))).html (open it in a browser; works offline)"
+	@echo "Notebooks: $(BIN)/jupyter lab notebooks/"
+
+# Re-run the notebooks in fast mode and strip bulky outputs before committing them.
+notebooks: $(BIN)/.notebooks
+	$(BIN)/python notebooks/strip_outputs.py
+
 lint: venv
-	$(BIN)/ruff check tsc_toolkit tests benchmarks
+	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
 
 # Benchmarks against tslearn/aeon/scikit-learn (the `bench` extra); writes docs/benchmarks.md.
 bench: venv
@@ -44,4 +74,4 @@ bench-fast: venv
 	$(BIN)/python -m benchmarks.run --fast --out build/benchmarks-fast.md
 
 clean:
-	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache $(REPORTS)
