@@ -8,6 +8,7 @@ import platform
 from collections.abc import Sequence
 from importlib import metadata
 
+import numpy as np
 import pandas as pd
 
 from .common import Config, Section, fmt_seconds, to_markdown
@@ -108,7 +109,7 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "",
     ]
     number = 0
-    for key in ("quality", "speed", "scaling", "kmeans"):
+    for key in ("quality", "speed", "kmeans", "scaling"):
         if key not in by_key:
             continue
         number += 1
@@ -233,3 +234,100 @@ def figures(sections: Sequence[Section], directory) -> list[str]:
         plt.close(fig)
         names.append("bench_scaling.svg")
     return names
+
+
+def results_summary(sections: Sequence[Section], cfg: Config, link: str = "docs/benchmarks.md"
+                    ) -> str:
+    """A short "Results" section for the README, computed from the same tables.
+
+    Every dataset is listed, with the best method whoever it is; no selection.
+    """
+    by_key = {s.key: s for s in sections}
+    out = ["## Results", ""]
+    if "quality" in by_key:
+        from .quality import CNN, METHODS, RAW
+
+        runs = by_key["quality"].tables["runs"]
+        ok = runs[runs.status == "ok"]
+        means = ok.groupby(["dataset", "method"]).nmi.mean().unstack()
+        stds = ok.groupby(["dataset", "method"]).nmi.std(ddof=0).unstack()
+        rows, cnn_best, cnn_beats_raw, compared = [], 0, 0, 0
+        for name in cfg.datasets:
+            if name not in means.index:
+                continue
+            row = means.loc[name].dropna()
+            best_method = row.idxmax()
+            peers = row.drop(CNN, errors="ignore")
+            best_peer = peers.idxmax() if len(peers) else None
+            cnn = row.get(CNN, np.nan)
+            if np.isfinite(cnn) and abs(cnn - row.max()) < 5e-4:
+                cnn_best += 1
+            if np.isfinite(cnn) and RAW in row:
+                compared += 1
+                cnn_beats_raw += int(cnn > row[RAW])
+            rows.append({
+                "dataset": name,
+                "CNN-KMeans NMI": f"{cnn:.3f} ± {stds.loc[name].get(CNN, np.nan):.3f}",
+                "K-Means raw NMI": f"{row.get(RAW, np.nan):.3f}",
+                "best other method": (f"{best_peer} ({peers[best_peer]:.3f})"
+                                      if best_peer else "–"),
+                "best overall": best_method,
+            })
+        out += [
+            f"Clustering quality on the {len(rows)} bundled UCR/UEA datasets (train and test "
+            f"merged, k = number of classes, {len(cfg.seeds)} seeds, NMI mean ± std). "
+            f"CNN-KMeans was trained for only {cfg.cnn_max_steps} steps "
+            "(a budget that keeps the whole benchmark under an hour on 2 CPU cores) with "
+            f"otherwise default settings. It has the best mean NMI on {cnn_best} of "
+            f"{len(rows)} datasets and beats K-Means on z-normalised raw series on "
+            f"{cnn_beats_raw} of {compared}. "
+            + _peer_wins_sentence(runs, METHODS),
+            "",
+            to_markdown(pd.DataFrame(rows)),
+            "",
+        ]
+    if "speed" in by_key:
+        t = by_key["speed"].tables["training"]
+        cpu = t[t.device == "cpu"].set_index("data")
+        out += [
+            "Training speed at fg-research's default hyperparameters on "
+            f"{cfg.threads} CPU threads: "
+            + "; ".join(f"{kind} {r.steps_per_s:.2f} steps/s ({r.series_per_s:.1f} series/s, "
+                        f"{r.relative_to_equal:.2f}x equal length)"
+                        for kind, r in cpu.iterrows())
+            + f". Encoding runs at about {cpu.encode_series_per_s.iloc[0]:.0f} series/s "
+            "(length "
+            f"{cfg.speed_length}). "
+            + ("GPU rows are in the full report." if (t.device == "cuda").any()
+               else "No GPU was available for these runs."),
+            "",
+        ]
+    if "kmeans" in by_key:
+        t = by_key["kmeans"].tables["compare"]
+        mem = by_key["kmeans"].tables["memmap"].set_index("run").loc["capped"]
+        out += [
+            f"K-Means on {cfg.kmeans_n:,} x {cfg.kmeans_dim} points ({cfg.kmeans_k} blobs):",
+            "",
+            to_markdown(pd.DataFrame({
+                "method": t.method, "fit time": [f"{s:.1f} s" for s in t.seconds],
+                "msd / KMeans msd": [f"{r:.4f}" for r in t.msd_ratio]})),
+            "",
+            f"WebScaleKMeans fitted a {mem.file_mib:.0f} MiB memory-mapped file with new private "
+            f"memory capped at {int(mem.bound_mib)} MiB.",
+            "",
+        ]
+    if "scaling" in by_key:
+        e = by_key["scaling"].tables["exponents"]
+        parts = [f"{r['stage']} over {r['varied']}: {r['time exponent']:.2f}"
+                 for r in e.to_dict("records")]
+        out += ["Measured time exponents (log-log slope): " + "; ".join(parts) + ".", ""]
+    out += [f"All tables, the machine and the versions: [{link}]({link}).", ""]
+    return "\n".join(out)
+
+
+def _peer_wins_sentence(runs, methods) -> str:
+    from .quality import wins
+
+    w = wins(runs)
+    parts = [f"{m} on {len(d)} ({', '.join(d)})" for m, d in w.items() if d]
+    return "Best mean NMI per dataset: " + "; ".join(parts) + "." if parts else ""

@@ -18,23 +18,31 @@ import time
 from pathlib import Path
 
 from .common import REPO, Config, Section, set_threads
-from .report import figures, load_average, render
+from .report import figures, load_average, render, results_summary
 
-SECTIONS = ("quality", "speed", "scaling", "kmeans")
+SECTIONS = ("quality", "speed", "kmeans", "scaling")
 
 
-def run_sections(cfg: Config, only=SECTIONS, log=print, after_each=None) -> list[Section]:
+def run_sections(cfg: Config, only=SECTIONS, log=print, after_each=None,
+                 keep_going: bool = False) -> list[Section]:
     """Run the chosen sections in order and return them.
 
     ``after_each(sections_so_far)`` is called after every section (the command line uses it
-    to rewrite the report, so an interrupted run keeps what it measured).
+    to rewrite the report, so an interrupted run keeps what it measured). With
+    ``keep_going``, a section that raises is logged and left out instead of stopping the run.
     """
     set_threads(cfg.threads)
     out = []
     for key in only:
         module = importlib.import_module(f"benchmarks.{key}")
         log(f"[bench] {key} ...")
-        section = module.run(cfg)
+        try:
+            section = module.run(cfg)
+        except Exception as exc:  # keep the other sections' numbers
+            if not keep_going:
+                raise
+            log(f"[bench] {key} failed: {exc!r}")
+            continue
         log(f"[bench] {key} done in {section.seconds:.0f} s")
         out.append(section)
         if after_each is not None:
@@ -54,6 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", default=None,
                         help="folder for SVG figures (default: docs/images next to --out; "
                              "'none' to skip)")
+    parser.add_argument("--summary", default=None,
+                        help="also write the README results summary here "
+                             "(default: docs/results_summary.md next to --out in a full run)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--cnn-max-steps", type=int, default=None,
                         help="training budget of CNN-KMeans in the quality section")
@@ -72,6 +83,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    summary = (Path(args.summary) if args.summary else
+               None if args.fast else out.parent / "results_summary.md")
     fig_dir = None if args.figures == "none" else Path(args.figures or out.parent / "images")
 
     def write(sections):
@@ -82,8 +95,11 @@ def main(argv=None) -> int:
             text += "\n## Figures\n\n" + "\n\n".join(
                 f"![{n}]({rel}/{n})" for n in names) + "\n"
         out.write_text(text)
+        if summary is not None:
+            summary.write_text(results_summary(sections, cfg))
 
-    run_sections(cfg, [s for s in SECTIONS if s in only], after_each=write)
+    run_sections(cfg, [s for s in SECTIONS if s in only], after_each=write,
+                 keep_going=not args.fast)
     print(f"[bench] wrote {out} in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # `benchmarks/` sits next to the package, not ins
 
 from benchmarks import quality  # noqa: E402
 from benchmarks.common import Config, fit_exponent, resample_to_max, znormalize  # noqa: E402
-from benchmarks.report import render  # noqa: E402
+from benchmarks.report import render, results_summary  # noqa: E402
 from benchmarks.run import SECTIONS, main, run_sections  # noqa: E402
 
 PEERS_INSTALLED = all(importlib.util.find_spec(m) for m in ("aeon", "tslearn"))
@@ -115,12 +115,16 @@ def test_report_names_machine_versions_command_and_every_section(sections):
                    "Clustering quality", "Training speed", "Scaling", "K-Means"):
         assert needle in text
     assert not re.search(r"\|\s*(nan|inf)[^|]*\|", text, flags=re.IGNORECASE)  # no NaN cells
+    summary = results_summary(list(by_key.values()), cfg)
+    assert summary.startswith("## Results")
+    assert all(name in summary for name in cfg.datasets)
+    assert "docs/benchmarks.md" in summary
 
 
 def test_fast_cli_rejects_an_unknown_section():
     with pytest.raises(SystemExit):
         main(["--fast", "--only", "quality,nonsense"])
-    assert SECTIONS == ("quality", "speed", "scaling", "kmeans")
+    assert SECTIONS == ("quality", "speed", "kmeans", "scaling")
 
 
 def test_summary_table_bolds_the_best_mean_and_says_skipped():
