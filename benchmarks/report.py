@@ -304,7 +304,7 @@ def results_summary(sections: Sequence[Section], cfg: Config, link: str = "docs/
         ]
     if "kmeans" in by_key:
         t = by_key["kmeans"].tables["compare"]
-        mem = by_key["kmeans"].tables["memmap"].set_index("run").loc["capped"]
+        memmap = by_key["kmeans"].tables.get("memmap")
         out += [
             f"K-Means on {cfg.kmeans_n:,} x {cfg.kmeans_dim} points ({cfg.kmeans_k} blobs):",
             "",
@@ -312,10 +312,11 @@ def results_summary(sections: Sequence[Section], cfg: Config, link: str = "docs/
                 "method": t.method, "fit time": [f"{s:.1f} s" for s in t.seconds],
                 "msd / KMeans msd": [f"{r:.4f}" for r in t.msd_ratio]})),
             "",
-            f"WebScaleKMeans fitted a {mem.file_mib:.0f} MiB memory-mapped file with new private "
-            f"memory capped at {int(mem.bound_mib)} MiB.",
-            "",
         ]
+        if memmap is not None:
+            mem = memmap.set_index("run").loc["capped"]
+            out += [f"WebScaleKMeans fitted a {mem.file_mib:.0f} MiB memory-mapped file with new "
+                    f"private memory capped at {int(mem.bound_mib)} MiB.", ""]
     if "scaling" in by_key:
         e = by_key["scaling"].tables["exponents"]
         parts = [f"{r['stage']} over {r['varied']}: {r['time exponent']:.2f}"
