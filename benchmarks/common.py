@@ -29,6 +29,7 @@ class Config:
     fast: bool = False
     threads: int = 2
     isolate: bool = True  # scaling points in fresh processes
+    verbose: bool = False  # one progress line per fit
     # quality
     datasets: Sequence[str] = DATASETS
     seeds: Sequence[int] = (0, 1, 2)

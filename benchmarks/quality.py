@@ -167,6 +167,9 @@ def run(cfg: Config) -> Section:
                                          "nmi": np.nan, "ari": np.nan, "seconds": np.nan,
                                          "status": f"error: {type(exc).__name__}: {exc}"[:160]})
                             continue
+                    if cfg.verbose:
+                        print(f"[bench]   {name} {method} seed {seed}: {t.seconds:.1f} s",
+                              flush=True)
                     rows.append({"dataset": name, "method": method, "seed": seed,
                                  "nmi": normalized_mutual_info_score(y, labels),
                                  "ari": adjusted_rand_score(y, labels),

@@ -75,6 +75,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     cfg = Config.fast_size() if args.fast else Config.full_size()
     cfg.threads = args.threads
+    cfg.verbose = True
     if args.cnn_max_steps:
         cfg.cnn_max_steps = args.cnn_max_steps
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
