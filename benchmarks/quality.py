@@ -130,7 +130,6 @@ def warm_up() -> None:
 def run(cfg: Config) -> Section:
     from tsc_toolkit.datasets import load_dataset
 
-    section = Section("quality", "Clustering quality on real labelled data")
     with Timer() as total:
         warm_up()
         rows, info = [], []
@@ -174,10 +173,16 @@ def run(cfg: Config) -> Section:
                                  "nmi": normalized_mutual_info_score(y, labels),
                                  "ari": adjusted_rand_score(y, labels),
                                  "seconds": t.seconds, "status": "ok", **extra})
-    runs = pd.DataFrame(rows)
-    section.seconds = total.seconds
+    return section_from_runs(pd.DataFrame(rows), pd.DataFrame(info), cfg, total.seconds)
+
+
+def section_from_runs(runs: pd.DataFrame, info: pd.DataFrame, cfg: Config,
+                      seconds: float) -> Section:
+    """Build the quality section from the per-fit table (also used to join saved runs)."""
+    section = Section("quality", "Clustering quality on real labelled data")
+    section.seconds = seconds
     section.tables["runs"] = runs
-    section.tables["datasets"] = pd.DataFrame(info)
+    section.tables["datasets"] = info
     section.tables["nmi"] = summary_table(runs, "nmi", cfg)
     section.tables["ari"] = summary_table(runs, "ari", cfg)
     section.tables["seconds"] = summary_table(runs, "seconds", cfg)

@@ -65,6 +65,14 @@ def main(argv=None) -> int:
     parser.add_argument("--summary", default=None,
                         help="also write the README results summary here "
                              "(default: docs/results_summary.md next to --out in a full run)")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated datasets for the quality section")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds (quality)")
+    parser.add_argument("--save-runs", default=None,
+                        help="also save the quality section's per-fit table (CSV) here")
+    parser.add_argument("--quality-from", default=None,
+                        help="comma-separated CSVs saved by --save-runs: build the quality "
+                             "section from them instead of running it")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--cnn-max-steps", type=int, default=None,
                         help="training budget of CNN-KMeans in the quality section")
@@ -76,6 +84,10 @@ def main(argv=None) -> int:
     cfg = Config.fast_size() if args.fast else Config.full_size()
     cfg.threads = args.threads
     cfg.verbose = True
+    if args.datasets:
+        cfg.datasets = tuple(d.strip() for d in args.datasets.split(","))
+    if args.seeds:
+        cfg.seeds = tuple(int(v) for v in args.seeds.split(","))
     if args.cnn_max_steps:
         cfg.cnn_max_steps = args.cnn_max_steps
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -99,10 +111,43 @@ def main(argv=None) -> int:
         if summary is not None:
             summary.write_text(results_summary(sections, cfg))
 
-    run_sections(cfg, [s for s in SECTIONS if s in only], after_each=write,
-                 keep_going=not args.fast)
+    keys = [s for s in SECTIONS if s in only]
+    done = []
+    if args.quality_from:
+        done.append(_quality_from(args.quality_from.split(","), cfg))
+        keys = [k for k in keys if k != "quality"]
+        write(done)
+
+    def after(sections):
+        if args.save_runs and sections[-1].key == "quality":
+            runs = sections[-1].tables["runs"]
+            info = sections[-1].tables["datasets"]
+            runs.merge(info, on="dataset", how="left").assign(
+                section_seconds=sections[-1].seconds).to_csv(args.save_runs, index=False)
+        write(done + sections)
+
+    run_sections(cfg, keys, after_each=after, keep_going=not args.fast)
     print(f"[bench] wrote {out} in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _quality_from(paths, cfg: Config) -> Section:
+    """The quality section from per-fit tables saved by earlier runs (``--save-runs``)."""
+    import pandas as pd
+
+    from .quality import section_from_runs
+
+    frames = [pd.read_csv(p) for p in paths]
+    table = pd.concat(frames, ignore_index=True)
+    info_cols = ["dataset", "series", "channels", "length", "classes"]
+    info = table[info_cols].drop_duplicates("dataset")
+    order = [d for d in cfg.datasets if d in set(info.dataset)]
+    info = info.set_index("dataset").loc[order].reset_index()
+    runs = table.drop(columns=info_cols[1:] + ["section_seconds"])
+    runs["status"] = runs.status.fillna("ok")
+    cfg.datasets = tuple(order)
+    seconds = float(sum(f.section_seconds.iloc[0] for f in frames))
+    return section_from_runs(runs, info, cfg, seconds)
 
 
 if __name__ == "__main__":
