@@ -154,7 +154,8 @@ def _body_scaling(s: Section) -> list[str]:
         "### Projection to 100 million series (a projection, not a measurement)", "",
         s.markdown["projection"], "",
         "How this is computed: the time of the largest measured point of each stage, scaled "
-        "to the target size with the measured time exponent (taken as at least 1), on this "
+        "to the target size linearly for the one-pass stages (encode, web-scale K-Means, PCA) "
+        "and with the measured time exponent (at least 1) for the k scan, on this "
         "machine's 2 CPU threads. The instance column divides by 18, assuming throughput grows "
         "linearly with vCPUs (36 vCPUs per ml.c5.9xlarge, 10 instances, data split evenly, "
         "no I/O or start-up time), which is optimistic; a GPU instance would change the encode "
