@@ -64,5 +64,14 @@ notebooks: $(BIN)/.notebooks
 lint: venv
 	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
 
+# Benchmarks against tslearn/aeon/scikit-learn (the `bench` extra); writes docs/benchmarks.md.
+bench: venv
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md
+
+bench-fast: venv
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.run --fast --out build/benchmarks-fast.md
+
 clean:
 	rm -rf $(VENV) .venv-oldest build *.egg-info .pytest_cache $(REPORTS)

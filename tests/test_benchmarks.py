@@ -1,0 +1,183 @@
+"""The benchmark suite's fast mode produces every table with finite numbers.
+
+What the numbers are is the benchmark's business (docs/benchmarks.md); these tests only check
+that each section still runs and reports, so the suite cannot rot between full runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `benchmarks/` sits next to the package, not inside it
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import quality  # noqa: E402
+from benchmarks.common import Config, fit_exponent, resample_to_max, znormalize  # noqa: E402
+from benchmarks.report import render, results_summary  # noqa: E402
+from benchmarks.run import SECTIONS, main, run_sections  # noqa: E402
+
+PEERS_INSTALLED = all(importlib.util.find_spec(m) for m in ("aeon", "tslearn"))
+
+
+@pytest.fixture(scope="module")
+def sections():
+    cfg = Config.fast_size()
+    cfg.threads = 1  # tests share the cores
+    return cfg, {s.key: s for s in run_sections(cfg, log=lambda *a: None)}
+
+
+def _finite(values) -> bool:
+    v = np.asarray(values, dtype=float)
+    return v.size > 0 and bool(np.isfinite(v).all())
+
+
+@pytest.mark.slow
+def test_quality_table_has_a_row_per_dataset_and_a_column_per_method(sections):
+    cfg, by_key = sections
+    s = by_key["quality"]
+    runs = s.tables["runs"]
+    assert set(runs.dataset) == set(cfg.datasets)
+    assert set(runs.method) == set(quality.METHODS)
+    for method in (quality.CNN, quality.RAW):
+        ok = runs[(runs.method == method) & (runs.status == "ok")]
+        assert len(ok) == len(cfg.datasets) * len(cfg.seeds)
+        assert _finite(ok.nmi) and _finite(ok.ari) and _finite(ok.seconds)
+    peers = runs[runs.method.isin([quality.KSHAPE, quality.DTW, quality.ROCKET])]
+    if PEERS_INSTALLED:
+        # where installed, a peer either produced numbers or was skipped for its cost
+        assert peers.status.str.match(r"^(ok|skipped)").all(), peers.status.tolist()
+        assert _finite(peers[peers.status == "ok"].nmi)
+    else:
+        assert peers.status.str.startswith("not installed").all()
+    for key in ("nmi", "ari", "seconds"):
+        table = s.tables[key]
+        assert list(table.columns) == ["dataset", *quality.METHODS]
+        assert list(table.dataset) == list(cfg.datasets)
+    assert list(s.tables["published"].dataset) == list(cfg.datasets)
+    cnn_steps = runs[runs.method == quality.CNN].steps
+    assert (cnn_steps == cfg.cnn_max_steps).all()
+
+
+@pytest.mark.slow
+def test_speed_table_has_the_three_data_kinds(sections):
+    _, by_key = sections
+    table = by_key["speed"].tables["training"]
+    cpu = table[table.device == "cpu"]
+    assert list(cpu.data) == ["equal length", "varying length", "20% missing values"]
+    for col in ("steps_per_s", "series_per_s", "encode_series_per_s", "relative_to_equal"):
+        assert _finite(table[col]) and (table[col] > 0).all()
+
+
+@pytest.mark.slow
+def test_scaling_reports_time_memory_and_exponents_per_stage(sections):
+    cfg, by_key = sections
+    s = by_key["scaling"]
+    points = s.tables["points"]
+    assert set(points.stage) == {"encode", "cluster", "webscale", "kscan", "projection"}
+    assert _finite(points.seconds) and (points.seconds > 0).all()
+    assert _finite(points.extra_mib) and _finite(points.peak_mib)
+    exps = s.tables["exponents"]
+    assert len(exps) == 6  # encode over n and over length, plus four embedding stages
+    assert _finite(exps["time exponent"])
+    proj = s.tables["projection"]
+    assert "encode (length 100)" in set(proj.stage)
+    assert (proj["2-core hours"] != "–").all()
+
+
+@pytest.mark.slow
+def test_kmeans_compares_three_estimators_and_fits_a_file_under_a_cap(sections):
+    cfg, by_key = sections
+    s = by_key["kmeans"]
+    table = s.tables["compare"]
+    assert len(table) == 3
+    assert _finite(table.seconds) and _finite(table.msd) and _finite(table.msd_ratio)
+    mem = s.tables["memmap"].set_index("run")
+    capped = mem.loc["capped"]
+    assert capped.file_mib > capped.bound_mib  # the file is bigger than the memory allowed
+    assert bool(capped.cap_enforced)
+    assert np.isfinite(capped.msd)
+
+
+@pytest.mark.slow
+def test_report_names_machine_versions_command_and_every_section(sections):
+    cfg, by_key = sections
+    text = render(list(by_key.values()), cfg, "python -m benchmarks.run --fast", "0 / 0 / 0", 1.0)
+    for needle in ("## Machine and versions", "version: torch", "version: tslearn",
+                   "`python -m benchmarks.run --fast`", "CPU", "RAM", "GPU",
+                   "Clustering quality", "Training speed", "Scaling", "K-Means"):
+        assert needle in text
+    assert not re.search(r"\|\s*(nan|inf)[^|]*\|", text, flags=re.IGNORECASE)  # no NaN cells
+    summary = results_summary(list(by_key.values()), cfg)
+    assert summary.startswith("## Results")
+    assert all(name in summary for name in cfg.datasets)
+    assert "docs/benchmarks.md" in summary
+
+
+def test_fast_cli_rejects_an_unknown_section():
+    with pytest.raises(SystemExit):
+        main(["--fast", "--only", "quality,nonsense"])
+    assert SECTIONS == ("quality", "speed", "kmeans", "scaling")
+
+
+def test_summary_table_bolds_the_best_mean_and_says_skipped():
+    runs = pd.DataFrame([
+        {"dataset": "A", "method": quality.CNN, "seed": 0, "nmi": 0.2, "ari": 0.1,
+         "seconds": 3.0, "status": "ok"},
+        {"dataset": "A", "method": quality.RAW, "seed": 0, "nmi": 0.5, "ari": 0.4,
+         "seconds": 0.1, "status": "ok"},
+        {"dataset": "A", "method": quality.DTW, "seed": -1, "nmi": np.nan, "ari": np.nan,
+         "seconds": np.nan, "status": "skipped: estimated 9 min per fit"},
+    ])
+    cfg = Config(datasets=("A",), seeds=(0,))
+    nmi = quality.summary_table(runs, "nmi", cfg).iloc[0]
+    assert nmi[quality.RAW] == "**0.500**"  # a peer winning is shown as winning
+    assert nmi[quality.CNN] == "0.200"
+    assert nmi[quality.DTW] == "skipped"
+    assert nmi[quality.KSHAPE] == "not run"
+    assert quality.wins(runs)[quality.RAW] == ["A"]
+
+
+def test_costly_peers_are_skipped_on_the_large_sets_only():
+    budget = Config.full_size().peer_budget_s
+    assert quality.estimated_seconds(quality.DTW, 442, 6, 427) > budget  # OSULeaf
+    assert quality.estimated_seconds(quality.DTW, 200, 2, 150) < budget  # GunPoint
+    assert quality.estimated_seconds(quality.KSHAPE, 1074, 11, 1344) > budget  # PLAID
+    assert quality.estimated_seconds(quality.KSHAPE, 442, 6, 427) < budget  # OSULeaf
+
+
+def test_exponent_of_a_power_law():
+    n = np.array([1e3, 1e4, 1e5])
+    assert fit_exponent(n, 3e-6 * n ** 1.5) == pytest.approx(1.5)
+    assert np.isnan(fit_exponent([10.0], [1.0]))
+
+
+def test_resampling_stretches_shorter_series_to_the_full_length():
+    X = np.full((2, 1, 5), np.nan, dtype=np.float32)
+    X[0, 0] = [0, 1, 2, 3, 4]
+    X[1, 0, :3] = [0, 2, 4]
+    out = resample_to_max(X)
+    np.testing.assert_allclose(out[1, 0], [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(out[0, 0], X[0, 0])
+    z = znormalize(X)
+    assert np.isnan(z[1, 0, 3:]).all()
+    np.testing.assert_allclose(np.nanmean(z, axis=2), 0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_figures_are_written_when_matplotlib_is_there(sections, tmp_path):
+    from benchmarks.report import figures
+
+    names = figures(list(sections[1].values()), tmp_path)
+    if importlib.util.find_spec("matplotlib") is None:
+        assert names == []
+    else:
+        assert names == ["bench_quality.svg", "bench_scaling.svg"]
+        assert all((tmp_path / n).stat().st_size > 1000 for n in names)
