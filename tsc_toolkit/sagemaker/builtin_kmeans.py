@@ -40,12 +40,12 @@ from .deploy import (
     _create_endpoint,
     _execution_role,
     _region,
-    _split_s3,
     default_bucket,
     image_uri,
     name_from_base,
     wait_for,
 )
+from .local_runner import split_s3_uri
 from .recordio import CONTENT_TYPE as RECORDIO
 from .recordio import Record, Tensor, Value, numpy_to_record_bytes, read_records
 
@@ -245,7 +245,7 @@ class KMeans:
             raise ValueError(f"{len(train)} records cannot be split into {n_shards} shards "
                              "(one per training instance).")
         location = self.data_location or f"s3://{self.default_bucket()}/sagemaker-record-sets/"
-        bucket, prefix = _split_s3(location)
+        bucket, prefix = split_s3_uri(location)
         prefix = (prefix.rstrip("/") + "/" if prefix else "") + \
             f"{type(self).__name__}-{_timestamp()}/"
         s3 = self.boto_session.client("s3")

@@ -42,7 +42,7 @@ import numpy as np
 from ..archives import extract_tar
 
 # Also adds endpoint and transform emulation to the offline harness when one runs.
-from .local_serving import split_s3_uri
+from .local_serving import split_s3_uri  # importing it also registers the offline emulation
 
 __all__ = ["deploy", "batch_predict", "create_model", "package_model", "Predictor",
            "Transformer", "TransformResult", "EndpointError", "JobFailedError"]
@@ -170,10 +170,6 @@ def wait_for(describe, status_key: str, *, done=("InService", "Completed"),
 
 # ------------------------------------------------------------------------ packaging
 
-def _split_s3(uri: str) -> tuple[str, str]:
-    return split_s3_uri(uri)
-
-
 def _model_files(model, session, workdir: Path) -> Path:
     """A local folder holding the model files of ``model`` (see :func:`package_model`)."""
     data = getattr(model, "model_data", None)
@@ -184,7 +180,7 @@ def _model_files(model, session, workdir: Path) -> Path:
         model.save(target)
         return target
     if isinstance(model, str) and model.startswith("s3://"):
-        bucket, key = _split_s3(model)
+        bucket, key = split_s3_uri(model)
         archive = workdir / "source.tar.gz"
         session.client("s3").download_file(bucket, key, str(archive))
         model = archive
@@ -422,7 +418,7 @@ class TransformResult:
     def outputs(self) -> dict[str, bytes]:
         """``{key relative to the output path: bytes}`` of every ``.out`` file."""
         s3 = self._session.client("s3")
-        bucket, prefix = _split_s3(self.output_path)
+        bucket, prefix = split_s3_uri(self.output_path)
         out: dict[str, bytes] = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):

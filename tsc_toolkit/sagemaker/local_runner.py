@@ -378,8 +378,11 @@ def _download_channel(source: dict, target: Path, session) -> None:
     _copy_from(uri, target, session)
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``("bucket", "key/prefix")`` of ``s3://bucket/key/prefix``."""
     parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"Not an S3 URI: {uri!r}.")
     return parsed.netloc, parsed.path.lstrip("/")
 
 
@@ -395,7 +398,7 @@ def _read_uri(uri: str, session) -> bytes:
     local = _local_path(uri)
     if local is not None:
         return local.read_bytes()
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3_uri(uri)
     return session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
@@ -408,7 +411,7 @@ def _copy_from(uri: str, target: Path, session) -> None:
         elif local.is_file():
             shutil.copy2(local, target / local.name)
         return
-    bucket, prefix = _split_s3(uri)
+    bucket, prefix = split_s3_uri(uri)
     s3 = session.client("s3")
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -430,7 +433,7 @@ def _copy_to(source: Path, uri: str, session) -> None:
         local.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, local, dirs_exist_ok=True)
         return
-    bucket, prefix = _split_s3(uri)
+    bucket, prefix = split_s3_uri(uri)
     s3 = session.client("s3")
     for f in sorted(source.rglob("*")):
         if f.is_file():
@@ -444,7 +447,7 @@ def _put(data: bytes, uri: str, session) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(data)
         return
-    bucket, key = _split_s3(uri)
+    bucket, key = split_s3_uri(uri)
     session.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
 
 

@@ -62,24 +62,12 @@ from typing import Any
 
 from ..archives import extract_tar
 from .inference import RequestError
+from .local_runner import is_builtin_kmeans_image, split_s3_uri
 
 __all__ = ["LocalSageMaker", "install", "is_builtin_kmeans_image", "split_s3_uri",
            "quality_metrics"]
 
 _TERMINAL = ("Completed", "Failed", "Stopped")
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``("bucket", "key/prefix")`` of ``s3://bucket/key/prefix``."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r}.")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def is_builtin_kmeans_image(image: str) -> bool:
-    """True for SageMaker's built-in K-Means image (``.../kmeans:1``)."""
-    return bool(re.search(r"(^|/)kmeans(:|@|$)", image or ""))
 
 
 def quality_metrics(log: str) -> list[dict]:

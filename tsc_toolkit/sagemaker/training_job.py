@@ -32,9 +32,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from ..archives import extract_tar
+from .local_runner import split_s3_uri
 
 __all__ = ["fit", "attach", "SageMakerJob", "TrainingJobFailed", "gpus_per_instance",
            "training_image", "PYTORCH_VERSION", "PY_VERSION", "ENTRY_SCRIPT"]
@@ -326,9 +326,8 @@ class SageMakerJob:
         target = Path(path) if path is not None else Path(
             tempfile.mkdtemp(prefix=f"{self.name}-model-"))
         target.mkdir(parents=True, exist_ok=True)
-        parsed = urlparse(uri)
-        body = self.boto_session.client("s3").get_object(
-            Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        bucket, key = split_s3_uri(uri)
+        body = self.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
             extract_tar(tar, target)
         return target
