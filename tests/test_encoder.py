@@ -26,6 +26,29 @@ def test_architecture_follows_the_paper():
     assert all(hasattr(c, "parametrizations") for c in convs)
 
 
+@pytest.mark.parametrize("length", [1, 3, 5, 9, 40])
+def test_dropping_taps_that_only_read_padding_changes_nothing(length, rng):
+    # Reference: every layer convolves its full left zero padding, as in the paper's code.
+    enc = _encoder()
+    x = torch.from_numpy(rng.normal(size=(3, 2, length)).astype(np.float32))
+    lengths = torch.tensor([length, max(1, length // 2), 1])
+
+    def full_padding(conv, h):
+        left = (conv.kernel_size - 1) * conv.dilation
+        return conv.conv(torch.nn.functional.pad(h, (left, 0)))
+
+    def reference(h):
+        for block in enc.network:
+            out = torch.nn.functional.leaky_relu(full_padding(block.conv1, h))
+            out = torch.nn.functional.leaky_relu(full_padding(block.conv2, out))
+            h = out + (h if block.residual is None else block.residual(h))
+        pad = torch.arange(h.shape[2])[None, :] >= lengths[:, None]
+        return enc.linear(h.masked_fill(pad[:, None, :], float("-inf")).max(dim=2).values)
+
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x, lengths), reference(x), rtol=1e-5, atol=1e-6)
+
+
 def test_embedding_inside_a_padded_batch_equals_embedding_alone(rng):
     enc = _encoder()
     lengths = np.array([50, 17, 33, 4])

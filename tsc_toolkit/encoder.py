@@ -28,16 +28,28 @@ __all__ = ["CausalCNNEncoder", "prepare_input", "encode"]
 
 
 class _CausalConv(nn.Module):
-    """A weight-normalised Conv1d that only looks at the past (left padding)."""
+    """A weight-normalised Conv1d that only looks at the past (left padding).
+
+    A tap ``j`` steps of ``dilation`` back reads only the zero padding when
+    ``j * dilation`` reaches past the start of every window of the batch. Such taps add
+    exactly nothing, so they are dropped with their padding: on short windows the deep,
+    widely dilated layers become pointwise convolutions instead of convolving mostly
+    zeros (a layer with dilation 512 on 100 steps would otherwise pad to 1,124 steps).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int):
         super().__init__()
-        self.left = (kernel_size - 1) * dilation
+        self.kernel_size = kernel_size
+        self.dilation = dilation
         self.conv = weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size,
                                           dilation=dilation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, (self.left, 0)))
+        # taps j = 0 .. used-1 look j * dilation steps back; j * dilation <= time - 1
+        used = min(self.kernel_size, (x.shape[2] - 1) // self.dilation + 1)
+        weight = self.conv.weight[:, :, self.kernel_size - used:]
+        x = F.pad(x, ((used - 1) * self.dilation, 0))
+        return F.conv1d(x, weight, self.conv.bias, dilation=self.dilation)
 
 
 class _CausalBlock(nn.Module):
