@@ -37,10 +37,6 @@ from .common import (
 WEBSCALE = "tsc_toolkit WebScaleKMeans"
 KMEANS = "sklearn KMeans(n_init=10)"
 MINIBATCH = "sklearn MiniBatchKMeans"
-# glibc raises its mmap threshold after large frees, then serves the per-batch temporaries from
-# the heap, which fragments around the small arrays kept for labels_; a fixed threshold keeps
-# large temporaries in their own mappings, returned to the system when freed.
-FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 
 def msd(X: np.ndarray, centers: np.ndarray, chunk: int = 200_000) -> float:
@@ -144,11 +140,9 @@ def memmap_run(cfg: Config) -> dict:
                                                                  dtype=np.float32)
         out.flush()
         del out
-        payload = {"path": str(path), "k": cfg.kmeans_k, "threads": cfg.threads}
-        capped = run_child("benchmarks.kmeans", {**payload, "bound_mib": cfg.memmap_bound_mib},
-                           env_extra=FIXED_MMAP_THRESHOLD)
-        default = run_child("benchmarks.kmeans", {**payload, "bound_mib": 0})
-        return {"capped": capped, "default": default}
+        return run_child("benchmarks.kmeans", {"path": str(path), "k": cfg.kmeans_k,
+                                               "threads": cfg.threads,
+                                               "bound_mib": cfg.memmap_bound_mib})
 
 
 def run(cfg: Config) -> Section:
@@ -172,32 +166,28 @@ def run(cfg: Config) -> Section:
     if mem is None:
         section.markdown["memmap"] = "(not measured: see the note below)"
         return section
-    section.tables["memmap"] = pd.DataFrame([{"run": key, **v} for key, v in mem.items()])
-    c, d = mem["capped"], mem["default"]
+    section.tables["memmap"] = pd.DataFrame([mem])
+    c = mem
     mem_rows = [
-        ("points in the file", f"{c['points']:,} x {cfg.kmeans_dim} float32", "same file"),
-        ("file size", f"{c['file_mib']:.0f} MiB", f"{d['file_mib']:.0f} MiB"),
-        ("cap on new private memory (RLIMIT_DATA above VmData)",
-         f"**{c['bound_mib']} MiB**", "none"),
-        ("malloc", "MALLOC_MMAP_THRESHOLD_=1 MiB", "glibc default"),
-        ("private memory before the fit (VmData)", f"{c['vmdata_before_mib']:.0f} MiB",
-         f"{d['vmdata_before_mib']:.0f} MiB"),
-        ("private memory after the fit (VmData)", f"{c['vmdata_after_mib']:.0f} MiB",
-         f"{d['vmdata_after_mib']:.0f} MiB"),
+        ("points in the file", f"{c['points']:,} x {cfg.kmeans_dim} float32"),
+        ("file size", f"{c['file_mib']:.0f} MiB"),
+        ("cap on new private memory (RLIMIT_DATA above VmData)", f"**{c['bound_mib']} MiB**"),
+        ("malloc", "glibc default (no tuning variables)"),
+        ("private memory before the fit (VmData)", f"{c['vmdata_before_mib']:.0f} MiB"),
+        ("private memory after the fit (VmData)", f"{c['vmdata_after_mib']:.0f} MiB"),
         ("growth of private memory",
-         f"{c['vmdata_after_mib'] - c['vmdata_before_mib']:.0f} MiB",
-         f"{d['vmdata_after_mib'] - d['vmdata_before_mib']:.0f} MiB"),
+         f"{c['vmdata_after_mib'] - c['vmdata_before_mib']:.0f} MiB"),
+        ("of which labels_ and distances (12 bytes per point)",
+         f"{c['points'] * 12 / 2 ** 20:.0f} MiB"),
         ("resident memory before / peak (includes the file's cached pages)",
-         f"{c['rss_before_mib']:.0f} / {c['peak_rss_mib']:.0f} MiB",
-         f"{d['rss_before_mib']:.0f} / {d['peak_rss_mib']:.0f} MiB"),
-        ("fit time (includes labelling every point)", f"{c['seconds']:.1f} s",
-         f"{d['seconds']:.1f} s"),
-        ("msd", f"{c['msd']:.4f}", f"{d['msd']:.4f}"),
+         f"{c['rss_before_mib']:.0f} / {c['peak_rss_mib']:.0f} MiB"),
+        ("fit time (includes labelling every point)", f"{c['seconds']:.1f} s"),
+        ("msd", f"{c['msd']:.4f}"),
         ("cap enforced (an array the size of the file cannot be allocated)",
-         "yes" if c["cap_enforced"] else "NO", "–"),
+         "yes" if c["cap_enforced"] else "NO"),
     ]
     section.markdown["memmap"] = to_markdown(pd.DataFrame(
-        mem_rows, columns=["", "capped run", "uncapped run"]))
+        mem_rows, columns=["", "capped run"]))
     return section
 
 
@@ -212,11 +202,10 @@ def _intro(cfg: Config) -> str:
         "(batch 1024). Times are one fit each; `fit` of WebScaleKMeans includes labelling every "
         "point (`labels_`), scikit-learn's fits also compute `labels_`.\n\n"
         + __doc__.split("2. ", 1)[1].replace("\n   ", " ").strip()
-        + " The capped run fixes glibc's mmap threshold at 1 MiB; the uncapped run on the "
-        "same file shows what the default allocator does. `fit` keeps `labels_` for every "
-        "point (8 bytes each, plus 4 for the distances while they are computed), so private "
-        "memory grows with the number of points at about a tenth of the file size for 32 "
-        "features; the streaming part itself is constant in memory."
+        + " The allocator runs with glibc's defaults. `fit` keeps `labels_` for every point "
+        "(8 bytes each, plus 4 for the distances, both allocated once at their final size), "
+        "so private memory grows with the number of points by about a tenth of the file size "
+        "for 32 features; the streaming part itself is constant in memory."
     )
 
 

@@ -315,9 +315,12 @@ def results_summary(sections: Sequence[Section], cfg: Config, link: str = "docs/
             "",
         ]
         if memmap is not None:
-            mem = memmap.set_index("run").loc["capped"]
+            mem = memmap.iloc[0]
             out += [f"WebScaleKMeans fitted a {mem.file_mib:.0f} MiB memory-mapped file with new "
-                    f"private memory capped at {int(mem.bound_mib)} MiB.", ""]
+                    f"private memory capped at {int(mem.bound_mib)} MiB (glibc's default "
+                    "allocator); private memory grew by "
+                    f"{mem.vmdata_after_mib - mem.vmdata_before_mib:.0f} MiB, mostly the labels "
+                    "and distances of every point.", ""]
     if "scaling" in by_key:
         e = by_key["scaling"].tables["exponents"]
         parts = [f"{r['stage']} over {r['varied']}: {r['time exponent']:.2f}"

@@ -169,7 +169,7 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if is_array:
             labels, dist = self._assign_stream(X)
             self.labels_ = labels
-            self.msd_ = float(np.mean(dist.astype(np.float64) ** 2))
+            self.msd_ = _sum_of_squares(dist) / max(1, len(dist))
         return self
 
     def partial_fit(self, X, y=None):
@@ -300,14 +300,14 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """The ``eval_metrics`` of ``X``: ``msd`` (mean) and/or ``ssd`` (sum) of the squared
         distances to the nearest center, as the built-in algorithm reports on its test channel."""
         _, dist = self.assign(X)
-        sq = dist.astype(np.float64) ** 2
-        values = {"msd": float(sq.mean()), "ssd": float(sq.sum())}
+        ssd = _sum_of_squares(dist)
+        values = {"msd": ssd / len(dist) if len(dist) else float("nan"), "ssd": ssd}
         return {m: values[m] for m in self.eval_metrics}
 
     def score(self, X, y=None) -> float:
         """Negative sum of squared distances (higher is better), like scikit-learn's KMeans."""
         _, dist = self.assign(X)
-        return -float((dist.astype(np.float64) ** 2).sum())
+        return -_sum_of_squares(dist)
 
     def _centers_tensor(self) -> torch.Tensor:
         if not hasattr(self, "_device"):
@@ -316,15 +316,32 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                                 ).to(self._device)
 
     def _assign_stream(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest center and distance of every point, chunk by chunk.
+
+        For an array (a memmap included) both results are allocated once at their final
+        size and filled in place, so labelling adds 12 bytes per point and a bounded chunk
+        workspace, nothing that grows with the number of chunks.
+        """
         centers = self._centers_tensor()
         if not hasattr(self, "n_features_in_"):
             self.n_features_in_ = centers.shape[1]
+        if _is_array(X):
+            n = 1 if np.ndim(X) == 1 else len(X)
+            labels = np.empty(n, dtype=np.int64)
+            dists = np.empty(n, dtype=np.float32)
+            start = 0
+            for batch in _array_batches(X, 65536):
+                lab, d2 = _nearest(self._as_batch(batch), centers)
+                stop = start + len(lab)
+                labels[start:stop] = lab.cpu().numpy()
+                dists[start:stop] = d2.sqrt_().cpu().numpy()
+                start = stop
+            return labels, dists
         labels, dists = [], []
-        batches = _array_batches(X, 65536) if _is_array(X) else X
-        for batch in batches:
+        for batch in X:
             lab, d2 = _nearest(self._as_batch(batch), centers)
             labels.append(lab.cpu().numpy())
-            dists.append(d2.clamp_min(0).sqrt().cpu().numpy())
+            dists.append(d2.sqrt_().cpu().numpy())
         if not labels:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         return np.concatenate(labels).astype(np.int64), np.concatenate(dists).astype(np.float32)
@@ -406,6 +423,15 @@ def _array_batches(X, size: int):
         X = X[None, :]
     for start in range(0, len(X), size):
         yield X[start:start + size]  # a memmap is read one slice at a time
+
+
+def _sum_of_squares(values: np.ndarray, chunk: int = 1 << 20) -> float:
+    """Sum of squares in float64, a chunk at a time (no float64 copy of the whole array)."""
+    total = 0.0
+    for start in range(0, len(values), chunk):
+        part = values[start:start + chunk].astype(np.float64)
+        total += float(np.dot(part, part))
+    return total
 
 
 def _sq_distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
