@@ -67,7 +67,7 @@ lint: venv
 # Benchmarks against tslearn/aeon/scikit-learn (the `bench` extra); writes docs/benchmarks.md.
 bench: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"
-	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md
+	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md --save-runs docs/benchmark_runs.csv
 
 bench-fast: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"

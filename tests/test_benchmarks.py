@@ -20,7 +20,13 @@ if str(ROOT) not in sys.path:  # `benchmarks/` sits next to the package, not ins
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import quality  # noqa: E402
-from benchmarks.common import Config, fit_exponent, resample_to_max, znormalize  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Config,
+    Section,
+    fit_exponent,
+    resample_to_max,
+    znormalize,
+)
 from benchmarks.report import render, results_summary  # noqa: E402
 from benchmarks.run import SECTIONS, main, run_sections  # noqa: E402
 
@@ -142,6 +148,20 @@ def test_summary_table_bolds_the_best_mean_and_says_skipped():
     assert nmi[quality.DTW] == "skipped"
     assert nmi[quality.KSHAPE] == "not run"
     assert quality.wins(runs)[quality.RAW] == ["A"]
+
+
+def test_readme_summary_counts_a_difference_below_the_shown_decimals_as_a_tie():
+    rows = []
+    for name, cnn, raw in (("A", 0.0003, 0.0001), ("B", 0.40, 0.30), ("C", 0.20, 0.35)):
+        rows += [{"dataset": name, "method": quality.CNN, "seed": 0, "nmi": cnn, "ari": cnn,
+                  "seconds": 1.0, "status": "ok"},
+                 {"dataset": name, "method": quality.RAW, "seed": 0, "nmi": raw, "ari": raw,
+                  "seconds": 0.1, "status": "ok"}]
+    section = Section("quality", "Quality", tables={"runs": pd.DataFrame(rows)})
+    text = results_summary([section], Config(datasets=("A", "B", "C"), seeds=(0,)))
+    assert "beats K-Means on z-normalised raw series on 1 of 3 (tied to three decimals on 1)" \
+        in text
+    assert "best mean NMI on 2 of 3" in text  # the tie on A counts as best, as in the tables
 
 
 def test_costly_peers_are_skipped_on_the_large_sets_only():
