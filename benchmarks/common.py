@@ -44,9 +44,9 @@ class Config:
     encode_n: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000)
     encode_length_n: int = 128
     encode_lengths: Sequence[int] = (100, 300, 1000, 3000, 10000)
-    cluster_n: Sequence[int] = (1_000, 10_000, 100_000)
+    cluster_n: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000)
     webscale_n: Sequence[int] = (10_000, 100_000, 1_000_000)
-    kscan_n: Sequence[int] = (1_000, 3_000, 10_000)
+    kscan_n: Sequence[int] = (1_000, 10_000, 100_000)
     projection_n: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000)
     embedding_dim: int = 320
     # K-Means
