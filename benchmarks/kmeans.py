@@ -167,24 +167,23 @@ def run(cfg: Config) -> Section:
         section.markdown["memmap"] = "(not measured: see the note below)"
         return section
     section.tables["memmap"] = pd.DataFrame([mem])
-    c = mem
     mem_rows = [
-        ("points in the file", f"{c['points']:,} x {cfg.kmeans_dim} float32"),
-        ("file size", f"{c['file_mib']:.0f} MiB"),
-        ("cap on new private memory (RLIMIT_DATA above VmData)", f"**{c['bound_mib']} MiB**"),
+        ("points in the file", f"{mem['points']:,} x {cfg.kmeans_dim} float32"),
+        ("file size", f"{mem['file_mib']:.0f} MiB"),
+        ("cap on new private memory (RLIMIT_DATA above VmData)", f"**{mem['bound_mib']} MiB**"),
         ("malloc", "glibc default (no tuning variables)"),
-        ("private memory before the fit (VmData)", f"{c['vmdata_before_mib']:.0f} MiB"),
-        ("private memory after the fit (VmData)", f"{c['vmdata_after_mib']:.0f} MiB"),
+        ("private memory before the fit (VmData)", f"{mem['vmdata_before_mib']:.0f} MiB"),
+        ("private memory after the fit (VmData)", f"{mem['vmdata_after_mib']:.0f} MiB"),
         ("growth of private memory",
-         f"{c['vmdata_after_mib'] - c['vmdata_before_mib']:.0f} MiB"),
+         f"{mem['vmdata_after_mib'] - mem['vmdata_before_mib']:.0f} MiB"),
         ("of which labels_ and distances (12 bytes per point)",
-         f"{c['points'] * 12 / 2 ** 20:.0f} MiB"),
+         f"{mem['points'] * 12 / 2 ** 20:.0f} MiB"),
         ("resident memory before / peak (includes the file's cached pages)",
-         f"{c['rss_before_mib']:.0f} / {c['peak_rss_mib']:.0f} MiB"),
-        ("fit time (includes labelling every point)", f"{c['seconds']:.1f} s"),
-        ("msd", f"{c['msd']:.4f}"),
+         f"{mem['rss_before_mib']:.0f} / {mem['peak_rss_mib']:.0f} MiB"),
+        ("fit time (includes labelling every point)", f"{mem['seconds']:.1f} s"),
+        ("msd", f"{mem['msd']:.4f}"),
         ("cap enforced (an array the size of the file cannot be allocated)",
-         "yes" if c["cap_enforced"] else "NO"),
+         "yes" if mem["cap_enforced"] else "NO"),
     ]
     section.markdown["memmap"] = to_markdown(pd.DataFrame(
         mem_rows, columns=["", "capped run"]))
