@@ -12,7 +12,7 @@ recordIO-protobuf writer. This module brings the same workflow back::
     [r.label["closest_cluster"].float32_tensor.values[0] for r in result]
     predictor.delete_endpoint()
 
-``predict`` returns :class:`~tsc_toolkit.sagemaker.recordio.Record` objects, as v2 did: read
+``predict`` returns :class:`~tsc_toolkit.sagemaker.shared.recordio.Record` objects, as v2 did: read
 ``record.label["closest_cluster"].float32_tensor.values[0]`` and
 ``record.label["distance_to_cluster"].float32_tensor.values[0]`` (the cluster index is a
 float, as the container sends it). Jobs are created with boto3 (``CreateTrainingJob`` etc.);
@@ -45,9 +45,9 @@ from .deploy import (
     name_from_base,
     wait_for,
 )
-from .local_runner import split_s3_uri
-from .recordio import CONTENT_TYPE as RECORDIO
-from .recordio import Record, Tensor, Value, numpy_to_record_bytes, read_records
+from .shared.aws import split_s3_uri
+from .shared.recordio import CONTENT_TYPE as RECORDIO
+from .shared.recordio import Record, Tensor, Value, numpy_to_record_bytes, read_records
 
 __all__ = ["KMeans", "KMeansModel", "KMeansPredictor", "RecordSet", "JobFailedError"]
 
@@ -456,7 +456,7 @@ class KMeansPredictor:
 
     ``content_type`` / ``accept`` choose the wire format: recordIO-protobuf (the default, as
     v2's ``KMeansPredictor``), ``text/csv``, ``application/json`` or ``application/jsonlines``;
-    the answers come back as :class:`~tsc_toolkit.sagemaker.recordio.Record` objects either way.
+    the answers come back as :class:`~tsc_toolkit.sagemaker.shared.recordio.Record` objects either way.
     """
 
     def __init__(self, endpoint_name: str, *, boto_session=None, sagemaker_session=None,

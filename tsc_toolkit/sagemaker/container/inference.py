@@ -4,7 +4,7 @@ The SageMaker PyTorch inference container imports ``code/inference.py`` from the
 archive and calls :func:`model_fn` once, then :func:`input_fn`, :func:`predict_fn` and
 :func:`output_fn` for every ``POST /invocations``. :mod:`tsc_toolkit.sagemaker.deploy` ships a
 two-line ``code/inference.py`` that re-exports these functions; :mod:`.server` and
-:mod:`.local_serving` call the same functions, so a model answers the same everywhere.
+:mod:`tsc_toolkit.sagemaker.local.serving` call the same functions, so a model answers the same everywhere.
 
 Request formats (``Content-Type``)
 ----------------------------------
@@ -43,7 +43,7 @@ the limit of SageMaker real-time endpoints) are refused.
 
 Examples
 --------
->>> from tsc_toolkit.sagemaker.inference import input_fn, RequestError
+>>> from tsc_toolkit.sagemaker.container.inference import input_fn, RequestError
 >>> req = input_fn('{"instances": [[1, 2, 3], [[1, 2], [3, null, 5]]]}', "application/json")
 >>> [s.shape for s in req.series]
 [(1, 3), (2, 3)]
@@ -166,7 +166,7 @@ def model_fn(model_dir: str | os.PathLike):
     Nothing is unpickled: the folder holds JSON and safetensors. The torch device is
     ``TSC_TOOLKIT_DEVICE`` when set, else ``"auto"`` (the GPU when there is one).
     """
-    from ..cnn_kmeans import CNNKMeans
+    from ...cnn_kmeans import CNNKMeans
 
     return CNNKMeans.load(model_dir, device=os.environ.get(DEVICE_ENV) or "auto")
 
@@ -222,12 +222,12 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Ser
 
 def predict_fn(input_object: SeriesRequest | np.ndarray, model) -> Prediction:
     """Cluster, distance to its center and embedding of every series of the request."""
-    from ..data import TimeSeriesValueError, check_dataset
+    from ...data import TimeSeriesValueError, check_dataset
 
     channels = int(model.n_channels_)
     try:
         if isinstance(input_object, SeriesRequest) and input_object.text is not None:
-            from ..csvio import parse_csv_text
+            from ...csvio import parse_csv_text
 
             X = parse_csv_text(input_object.text, channels=channels, source="the request")
         else:
@@ -249,7 +249,7 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
     """Encode predictions in the ``accept`` format (one line or object per series)."""
     fmt = _resolve_accept(accept, fallback=JSON)
     if fmt == CSV:
-        from ..csvio import format_predictions_csv
+        from ...csvio import format_predictions_csv
 
         return format_predictions_csv(prediction.closest_cluster, prediction.embedding)
     rows = [{"closest_cluster": int(c), "distance_to_cluster": float(d),

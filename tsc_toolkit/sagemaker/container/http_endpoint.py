@@ -1,14 +1,7 @@
-"""A local model endpoint: SageMaker's container HTTP contract (``GET /ping``, ``POST /invocations``).
+"""SageMaker's container HTTP contract for one request handler: ``GET /ping``, ``POST /invocations``.
 
-``tsc-toolkit serve MODEL_DIR --port 8080`` (or :func:`serve` / :class:`InferenceServer` in
-Python) answers requests with the same handlers the SageMaker container runs
-(:mod:`tsc_toolkit.sagemaker.inference` for a CNN-KMeans model folder, and
-:mod:`tsc_toolkit.sagemaker.kmeans_container` for a built-in K-Means ``model_algo-1`` or
-``model.tar.gz``), so a model can be tried with ``curl`` before it is deployed::
-
-    curl -s localhost:8080/ping
-    curl -s -H 'Content-Type: text/csv' -H 'Accept: application/json' \\
-         --data-binary @data/test.csv localhost:8080/invocations
+:class:`HTTPEndpoint` serves any ``handler(body, content_type, accept) -> (body,
+content_type)`` on a thread; :mod:`.server` picks the handler of a model folder.
 
 Why the standard library's :class:`http.server.ThreadingHTTPServer`: it is maintained with
 CPython, adds no dependency to the toolkit, handles each connection in its own (daemon)
@@ -21,9 +14,9 @@ an unexpected failure gets 500 with the same shape. Either way the server keeps 
 
 Examples
 --------
->>> from tsc_toolkit.sagemaker.server import InferenceServer
+>>> from tsc_toolkit.sagemaker.container.http_endpoint import HTTPEndpoint
 >>> echo = lambda body, ctype, accept: (body, ctype)
->>> with InferenceServer(handler=echo, port=0) as srv:
+>>> with HTTPEndpoint(echo, port=0) as srv:
 ...     import urllib.request
 ...     urllib.request.urlopen(srv.url + "/ping").status
 200
@@ -33,45 +26,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import threading
 import traceback
 from collections.abc import Callable
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from .inference import RequestError, max_payload_bytes
 
-__all__ = ["InferenceServer", "serve", "load_handler"]
+__all__ = ["HTTPEndpoint", "Handler"]
 
 logger = logging.getLogger(__name__)
 
 #: ``handler(body: bytes, content_type, accept) -> (body, content_type)``; raises RequestError.
 Handler = Callable[[bytes, "str | None", "str | None"], "tuple[str | bytes, str]"]
-
-
-def load_handler(model_dir: str | os.PathLike) -> Handler:
-    """The request handler for the model in ``model_dir``.
-
-    A folder written by ``CNNKMeans.save`` (``config.json``) is served by
-    :func:`tsc_toolkit.sagemaker.inference.invoke`; a built-in K-Means model (``model_algo-1``
-    or ``model.tar.gz`` holding it) by :func:`tsc_toolkit.sagemaker.kmeans_container.invoke`.
-    """
-    path = Path(model_dir)
-    if not path.exists():
-        raise ValueError(f"No such model folder: {str(path)!r}.")
-    if path.is_dir() and (path / "config.json").is_file():
-        from . import inference
-
-        return partial(inference.invoke, inference.model_fn(path))
-    if path.is_file() or (path / "model_algo-1").is_file() or (path / "model.tar.gz").is_file():
-        from . import kmeans_container
-
-        return partial(kmeans_container.invoke, kmeans_container.model_fn(path))
-    raise ValueError(f"{str(path)!r} holds neither a CNN-KMeans model (config.json) nor a "
-                     "built-in K-Means model (model_algo-1 or model.tar.gz).")
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -144,29 +111,24 @@ class _Server(ThreadingHTTPServer):
     handler: Handler
 
 
-class InferenceServer:
+class HTTPEndpoint:
     """An HTTP endpoint with SageMaker's ``/ping`` and ``/invocations`` routes, on a thread.
 
     Parameters
     ----------
-    model_dir : str or path-like, optional
-        The model to serve (see :func:`load_handler`).
+    handler : callable
+        ``handler(body, content_type, accept) -> (body, content_type)``; raises
+        :class:`~tsc_toolkit.sagemaker.container.inference.RequestError` for a bad request.
     host : str, default="127.0.0.1"
     port : int, default=8080
         0 picks a free port; read the one chosen from :attr:`port` or :attr:`url`.
-    handler : callable, optional
-        ``handler(body, content_type, accept) -> (body, content_type)``, instead of
-        ``model_dir``.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, model_dir: str | os.PathLike | None = None, *, host: str = "127.0.0.1",
-                 port: int = 8080, handler: Handler | None = None):
-        if (model_dir is None) == (handler is None):
-            raise ValueError("Pass either model_dir or handler.")
+    def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 8080):
         self._httpd = _Server((host, port), _RequestHandler)
-        self._httpd.handler = handler if handler is not None else load_handler(model_dir)
+        self._httpd.handler = handler
         self._thread: threading.Thread | None = None
 
     @property
@@ -178,7 +140,7 @@ class InferenceServer:
         host = self._httpd.server_address[0]
         return f"http://{host}:{self.port}"
 
-    def start(self) -> InferenceServer:
+    def start(self) -> HTTPEndpoint:
         """Serve on a daemon thread; returns at once."""
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         name="tsc-toolkit-serve", daemon=True)
@@ -200,19 +162,8 @@ class InferenceServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> InferenceServer:
+    def __enter__(self) -> HTTPEndpoint:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def serve(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve ``model_dir`` until interrupted (what ``tsc-toolkit serve`` runs)."""
-    server = InferenceServer(model_dir, host=host, port=port)
-    print(f"Serving {model_dir} on {server.url} (GET /ping, POST /invocations); "
-          "Ctrl-C to stop.", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
