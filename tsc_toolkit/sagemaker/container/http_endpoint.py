@@ -11,6 +11,11 @@ the internet, which is why it binds ``127.0.0.1`` unless told otherwise.
 
 Errors: a bad request gets its 4xx status and a JSON body ``{"error": ..., "status": ...}``;
 an unexpected failure gets 500 with the same shape. Either way the server keeps serving.
+A refused request's body is read and dropped before the answer goes out (up to
+:data:`DRAIN_LIMIT_BYTES`; beyond that the connection is closed after the answer), so a
+client still sending gets to read its 413 or 404 instead of a reset connection; a client
+that sends ``Expect: 100-continue`` gets the 413 before it sends the body. A connection
+that sends nothing for :data:`READ_TIMEOUT_SECONDS` is closed.
 
 Examples
 --------
@@ -37,6 +42,12 @@ __all__ = ["HTTPEndpoint", "Handler"]
 
 logger = logging.getLogger(__name__)
 
+#: A refused request body up to this size is read (and dropped) so the client reads the answer.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+#: Seconds a connection may stay silent (headers or body) before it is closed.
+READ_TIMEOUT_SECONDS = 60.0
+_CHUNK = 64 * 1024
+
 #: ``handler(body: bytes, content_type, accept) -> (body, content_type)``; raises RequestError.
 Handler = Callable[[bytes, "str | None", "str | None"], "tuple[str | bytes, str]"]
 
@@ -44,6 +55,7 @@ Handler = Callable[[bytes, "str | None", "str | None"], "tuple[str | bytes, str]
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tsc-toolkit-serve"
+    timeout = READ_TIMEOUT_SECONDS  # socket timeout: a stalled client does not hold a thread
 
     def log_message(self, format, *args):  # noqa: A002  (the base class's name)
         logger.info("%s - %s", self.address_string(), format % args)
@@ -74,25 +86,59 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"No route {route!r}; use GET /ping or POST /invocations.")
 
-    def do_POST(self):  # noqa: N802
-        route = self.path.split("?", 1)[0]
-        if route != "/invocations":
-            self.close_connection = True
-            self._error(404, f"No route {route!r}; use POST /invocations.")
-            return
+    def _content_length(self) -> int | None:
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
+            return None
+        return int(length)
+
+    def _too_large(self, size: int) -> str:
+        return (f"The request body has {size} bytes, more than the limit of "
+                f"{max_payload_bytes()} bytes; split it into several requests.")
+
+    def handle_expect_100(self) -> bool:
+        # Refuse an oversized body before the client sends it (curl sends this header for
+        # bodies above 1 KiB); otherwise let it come.
+        size = self._content_length()
+        if size is not None and size > max_payload_bytes():
+            self.close_connection = True
+            self._error(413, self._too_large(size))
+            return False
+        return super().handle_expect_100()
+
+    def _drain(self, size: int) -> None:
+        """Read and drop a body we will not use, so the client can read the answer."""
+        if size > DRAIN_LIMIT_BYTES:
+            self.close_connection = True  # not worth reading: answer, then close
+            return
+        left = size
+        while left > 0:
+            chunk = self.rfile.read(min(_CHUNK, left))
+            if not chunk:
+                self.close_connection = True
+                return
+            left -= len(chunk)
+
+    def do_POST(self):  # noqa: N802
+        route = self.path.split("?", 1)[0]
+        size = self._content_length()
+        if size is None:
+            # No length (or chunked): the body's end is unknown, so the connection ends here.
             self.close_connection = True
             self._error(411, "POST /invocations needs a Content-Length header.")
             return
-        size, limit = int(length), max_payload_bytes()
-        if size > limit:
-            # The body is not read: answer and drop the connection.
-            self.close_connection = True
-            self._error(413, f"The request body has {size} bytes, more than the limit of "
-                             f"{limit} bytes; split it into several requests.")
+        if route != "/invocations":
+            self._drain(size)
+            self._error(404, f"No route {route!r}; use POST /invocations.")
+            return
+        if size > max_payload_bytes():
+            self._drain(size)
+            self._error(413, self._too_large(size))
             return
         body = self.rfile.read(size)
+        if len(body) < size:  # the client went away mid-body
+            self.close_connection = True
+            return
         try:
             out, out_type = self.server.handler(body, self.headers.get("Content-Type"),
                                                 self.headers.get("Accept"))

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["RequestError", "SeriesRequest", "Prediction", "model_fn", "input_fn",
-           "predict_fn", "output_fn", "invoke", "max_payload_bytes", "CONTENT_TYPES",
+           "predict_fn", "output_fn", "invoke", "max_payload_bytes", "loads_json", "CONTENT_TYPES",
            "ACCEPT_TYPES"]
 
 CSV = "text/csv"
@@ -199,10 +199,7 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Ser
     if ctype == CSV:
         return SeriesRequest(CSV, text=text)
     if ctype == JSON:
-        try:
-            payload = json.loads(text)
-        except ValueError as err:
-            raise RequestError(f"The request body is not valid JSON: {err}.") from None
+        payload = loads_json(text, "The request body")
         instances = _instances(payload)
         series = [_instance(obj, f"instance {i}") for i, obj in enumerate(instances)]
     else:
@@ -210,10 +207,7 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Ser
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise RequestError(f"Line {lineno} is not valid JSON: {err}.") from None
+            obj = loads_json(line, f"Line {lineno}")
             series.append(_instance(obj, f"line {lineno}"))
     if not series:
         raise RequestError("The request holds no series.")
@@ -287,6 +281,22 @@ def _resolve_accept(accept: str | None, fallback: str) -> str:
 
 # ------------------------------------------------------------------ JSON decoding
 
+def loads_json(text: str, what: str) -> Any:
+    """``json.loads`` for a request; raises :class:`RequestError` (400) for what it refuses.
+
+    Deep nesting (``[`` x 5000) makes the decoder recurse past Python's limit; that is the
+    client's malformed input, not a server failure.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RequestError(f"{what} nests JSON arrays or objects too deeply; a request is a "
+                           "list of instances, each a list of numbers (or of such lists, one "
+                           "per channel).") from None
+    except ValueError as err:
+        raise RequestError(f"{what} is not valid JSON: {err}.") from None
+
+
 def _instances(payload: Any) -> list:
     if isinstance(payload, dict):
         if "instances" not in payload:
@@ -326,7 +336,10 @@ def _instance(obj: Any, where: str) -> np.ndarray:
             if not _is_scalar(v):
                 raise RequestError(f"{where}, channel {ch}, step {t}: {v!r} is not a number "
                                    "(use null for a missing value).")
-        rows.append(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        try:
+            rows.append(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        except OverflowError:  # an integer beyond float64's range
+            raise RequestError(f"{where}, channel {ch}: a number is too large.") from None
     length = max(len(r) for r in rows)
     out = np.full((len(rows), length), np.nan, dtype=np.float32)
     for ch, r in enumerate(rows):

@@ -50,7 +50,7 @@ import numpy as np
 
 from ..shared.recordio import CONTENT_TYPE as RECORDIO
 from ..shared.recordio import RecordIOError, encode_record, frame, read_dense
-from .inference import RequestError, max_payload_bytes
+from .inference import RequestError, loads_json, max_payload_bytes
 
 __all__ = ["train", "main", "read_channel", "parse_hyperparameters", "model_fn", "input_fn",
            "predict_fn", "output_fn", "invoke", "KMeansContainerError"]
@@ -350,22 +350,19 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> np.
             return _parse_csv(text, "the request")
         except KMeansContainerError as err:
             raise RequestError(str(err)) from None
-    try:
-        if ctype == JSON:
-            rows = _json_rows(json.loads(text))
-        else:
-            rows = [r for line in text.splitlines() if line.strip()
-                    for r in _json_rows(json.loads(line))]
-    except ValueError as err:
-        if isinstance(err, RequestError):
-            raise
-        raise RequestError(f"The request body is not valid JSON: {err}.") from None
+    if ctype == JSON:
+        rows = _json_rows(loads_json(text, "The request body"))
+    else:
+        rows = [r for lineno, line in enumerate(text.splitlines(), start=1) if line.strip()
+                for r in _json_rows(loads_json(line, f"Line {lineno}"))]
     return _rows_array(rows)
 
 
 def _json_rows(obj) -> list:
     if isinstance(obj, dict):
         if "instances" in obj:
+            if not isinstance(obj["instances"], list):
+                raise RequestError('"instances" must be a list.')
             return [_features(i) for i in obj["instances"]]
         return [_features(obj)]
     if isinstance(obj, list):
@@ -379,7 +376,9 @@ def _features(inst) -> list:
     if isinstance(inst, dict):
         if "features" in inst:
             return inst["features"]
-        values = inst.get("data", {}).get("features", {}).get("values")
+        data = inst.get("data")
+        features = data.get("features") if isinstance(data, dict) else None
+        values = features.get("values") if isinstance(features, dict) else None
         if values is not None:
             return values
         raise RequestError('A JSON instance needs "features" (or data.features.values).')
@@ -394,8 +393,9 @@ def _rows_array(rows: list) -> np.ndarray:
         raise RequestError("Every record must be a list of numbers of the same length.")
     try:
         X = np.array(rows, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise RequestError("A record holds a value that is not a number.") from None
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError("A record holds a value that is not a number (or one too large)."
+                           ) from None
     if not np.isfinite(X).all():
         raise RequestError("A record holds NaN or infinite values.")
     return X
