@@ -270,3 +270,28 @@ def test_scan_feeds_the_elbow_chart_with_its_suggestions(blob_scan):
     marked = {t.meta["criterion"]: t.meta["k"] for t in fig.data
               if isinstance(t.meta, dict) and t.meta.get("role") == "suggested"}
     assert marked == blob_scan.suggested
+
+
+def test_one_recommended_k_follows_the_first_computed_criterion_of_the_order():
+    from sklearn.datasets import make_blobs
+
+    from tsc_toolkit.selection import RECOMMENDED
+
+    X, _ = make_blobs(n_samples=150, centers=3, n_features=3, random_state=0)
+    scan = scan_k(X, range(2, 7), n_init=2, n_refs=3, random_state=0)
+    assert scan.recommended_by == RECOMMENDED[0]
+    assert scan.best_k_ == scan.suggested[RECOMMENDED[0]] == 3
+    only = scan_k(X, range(2, 7), metrics=[RECOMMENDED[-1]], n_init=2, n_refs=3, random_state=0)
+    assert only.recommended_by == RECOMMENDED[-1]
+    assert "best_k_=" in repr(only)
+
+
+def test_the_elbow_chart_leads_with_the_recommended_k():
+    from sklearn.datasets import make_blobs
+
+    from tsc_toolkit import plots
+
+    X, _ = make_blobs(n_samples=150, centers=3, n_features=3, random_state=0)
+    scan = scan_k(X, range(2, 7), n_init=2, n_refs=3, random_state=0)
+    title = plots.elbow(scan).layout.title.text
+    assert title.index("recommended k = 3") < title.index("suggested")

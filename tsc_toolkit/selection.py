@@ -30,10 +30,14 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-__all__ = ["KScan", "scan_k", "METRICS"]
+__all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED"]
 
 METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap")
 _COLUMNS = ["k", "inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_se"]
+#: The criteria whose suggestion is the recommended k (:attr:`KScan.best_k_`), the first one
+#: computed wins. The order comes from the development panel (docs/benchmarks.md): how often
+#: each criterion's k was the number of classes, or within one of it.
+RECOMMENDED = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "gap")
 _ALGORITHMS = ("lloyd", "elkan", "webscale")
 _REFERENCES = ("pca", "box")
 
@@ -74,6 +78,18 @@ class KScan:
         return [int(k) for k in self.scores["k"]]
 
     @property
+    def best_k_(self) -> int | None:
+        """The one recommended k: the suggestion of the first criterion of :data:`RECOMMENDED`
+        that was computed (see :attr:`recommended_by`)."""
+        name = self.recommended_by
+        return None if name is None else self.suggested[name]
+
+    @property
+    def recommended_by(self) -> str | None:
+        """The criterion behind :attr:`best_k_`, None when no criterion was computed."""
+        return next((m for m in RECOMMENDED if self.suggested.get(m) is not None), None)
+
+    @property
     def elbow(self) -> int | None:
         """The elbow of the inertia curve (``suggested["inertia"]``), None if not computed."""
         return self.suggested.get("inertia")
@@ -96,7 +112,8 @@ class KScan:
 
     def __repr__(self) -> str:
         ks = self.k_values
-        return (f"KScan(k={ks[0]}..{ks[-1]} ({len(ks)} values), suggested={self.suggested})")
+        return (f"KScan(k={ks[0]}..{ks[-1]} ({len(ks)} values), best_k_={self.best_k_}, "
+                f"suggested={self.suggested})")
 
 
 def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
@@ -112,8 +129,9 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or fitted CNNKMeans
-        Embeddings, or a fitted model, whose ``embeddings_`` (the training series'
-        embeddings, as its K-Means stage saw them) are used.
+        Embeddings, or a fitted model, whose ``features_`` (what its clustering stage saw:
+        the embedding and the random-kernel view; ``embeddings_`` for older models) are
+        used.
     k_range : iterable of int, default=range(2, 11)
         The ks to try; each must be at least 2 and less than ``n_samples``. Duplicates
         are dropped and the ks are sorted.
@@ -170,6 +188,8 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     >>> scan = scan_k(X, range(2, 8), n_init=2, n_refs=4, random_state=0)
     >>> scan.suggested
     {'inertia': 4, 'silhouette': 4, 'calinski_harabasz': 4, 'davies_bouldin': 4, 'gap': 4}
+    >>> scan.best_k_, scan.recommended_by
+    (4, 'silhouette')
     >>> scan.scores.columns.tolist()
     ['k', 'inertia', 'silhouette', 'calinski_harabasz', 'davies_bouldin', 'gap', 'gap_se']
     >>> scan.labels[4].shape, scan.centers[4].shape
@@ -237,7 +257,9 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
 
 def _embeddings(X) -> np.ndarray:
     if hasattr(X, "embeddings_") or hasattr(X, "encoder_"):
-        Z = getattr(X, "embeddings_", None)
+        Z = getattr(X, "features_", None)
+        if Z is None:
+            Z = getattr(X, "embeddings_", None)
         if Z is None:
             raise ValueError("The model has no embeddings_ (it was saved without them); pass "
                              "model.transform(X) instead.")

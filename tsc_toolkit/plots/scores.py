@@ -170,7 +170,13 @@ def elbow(scan: Any, *, suggested: dict[str, int] | None = None, selected: int |
     fig.update_xaxes(title_text="k", dtick=1 if len(k) <= 20 else None)
     head = title or "Choosing k"
     summary = ", ".join(f"{c.replace('_', '-')} {v}" for c, v in picks.items())
-    return finish(fig, title=f"{head}<br><sup>suggested k: {summary}</sup>" if summary else head,
+    best = getattr(scan, "best_k_", None)
+    if best is not None and summary:
+        by = str(getattr(scan, "recommended_by", "")).replace("_", "-")
+        summary = f"<b>recommended k = {best}</b> ({by}); suggested: {summary}"
+    elif summary:
+        summary = f"suggested k: {summary}"
+    return finish(fig, title=f"{head}<br><sup>{summary}</sup>" if summary else head,
                   height=height or 300 * n_rows + 110, width=width)
 
 

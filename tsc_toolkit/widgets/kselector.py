@@ -274,6 +274,11 @@ class KSelector(WidgetBase):
                         for name, hint in _SCORES)
         table = f"<table style='font-family:monospace'><tr>{cells}</tr></table>"
         suggested = self._suggested()
+        best = getattr(self.scan, "best_k_", None)
+        if best is not None:
+            by = escape(str(getattr(self.scan, "recommended_by", "")))
+            table += (f"<div style='font-family:monospace'><b>recommended k: {escape(best)}</b>"
+                      f" ({by})</div>")
         if suggested:
             table += ("<div style='font-family:monospace'>suggested k: " + ", ".join(
                 f"{escape(name)} {escape(k)}" for name, k in suggested.items()) + "</div>")
