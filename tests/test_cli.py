@@ -61,3 +61,18 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tsc_toolkit.cli", "--help"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and "fit" in done.stdout and "predict" in done.stdout
+
+
+def test_notebooks_command_copies_the_tutorials_and_keeps_existing_copies(tmp_path, capsys):
+    dest = tmp_path / "nbs"
+    assert main(["notebooks", str(dest)]) == 0
+    expected = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in dest.glob("*.ipynb")) == expected
+    assert (dest / "01_quickstart.ipynb").read_bytes() == \
+        (ROOT / "notebooks" / "01_quickstart.ipynb").read_bytes()
+    (dest / "01_quickstart.ipynb").write_text("my edits")
+    assert main(["notebooks", str(dest)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (dest / "01_quickstart.ipynb").read_text() == "my edits"
+    assert main(["notebooks", str(dest), "--overwrite"]) == 0
+    assert (dest / "01_quickstart.ipynb").read_text() != "my edits"

@@ -6,6 +6,7 @@ Examples (shell)::
         --epochs 20 --random-state 0
     tsc-toolkit predict model data/test.csv --output predictions.csv
     tsc-toolkit serve model --port 8080      # GET /ping, POST /invocations on 127.0.0.1
+    tsc-toolkit notebooks my-notebooks       # copy the tutorial notebooks out of the package
 
 ``predict`` writes fg-research's output contract: the cluster label (as a float) in the first
 column, then the embedding.
@@ -23,7 +24,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tsc-toolkit`` (subcommands ``fit``, ``predict`` and ``serve``)."""
+    """The argument parser of ``tsc-toolkit`` (``fit``, ``predict``, ``serve``, ``notebooks``)."""
     parser = argparse.ArgumentParser(
         prog="tsc-toolkit",
         description="Cluster time series with a T-Loss CNN encoder and K-Means.")
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "model_algo-1 / model.tar.gz")
     srv.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     srv.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+
+    nbs = sub.add_parser("notebooks", help="copy the tutorial notebooks into a folder",
+                         description="Copy the tutorial notebooks that come with this "
+                                     "installation (wheel or checkout) into DEST.")
+    nbs.add_argument("dest", help="folder to copy them into (created when missing)")
+    nbs.add_argument("--overwrite", action="store_true",
+                     help="replace notebooks already in DEST")
     return parser
 
 
@@ -72,8 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(args.model_dir, host=args.host, port=args.port)
             return 0
+        if args.command == "notebooks":
+            return _notebooks(args)
         return _predict(args)
-    except (HyperparameterError, ValueError) as err:
+    except (HyperparameterError, ValueError, FileExistsError) as err:
         print(f"tsc-toolkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -110,6 +120,16 @@ def _predict(args) -> int:
     result = model.assign(X)
     write_predictions_csv(result.closest_cluster, result.embedding,
                           args.output if args.output else sys.stdout)
+    return 0
+
+
+def _notebooks(args) -> int:
+    from .resources import copy_notebooks
+
+    written = copy_notebooks(args.dest, overwrite=args.overwrite)
+    for path in written:
+        print(path)
+    print(f"Open them with: jupyter lab {args.dest}", file=sys.stderr)
     return 0
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..archives import extract_tar
+from ..resources import source_files
 
 # Also adds endpoint and transform emulation to the offline harness when one runs.
 from .local_serving import split_s3_uri  # importing it also registers the offline emulation
@@ -220,11 +221,8 @@ def package_model(model, path: str | os.PathLike, *, boto_session=None) -> Path:
                     tar.add(f, arcname=f.name)
             _add_text(tar, "code/inference.py", _SHIM)
             _add_text(tar, "code/requirements.txt", "\n".join(_REQUIREMENTS) + "\n")
-            package = Path(__file__).resolve().parents[1]
-            for src in sorted(package.rglob("*")):
-                if src.is_file() and (src.suffix == ".py" or src.name == "py.typed") \
-                        and "__pycache__" not in src.parts:
-                    tar.add(src, arcname=f"code/tsc_toolkit/{src.relative_to(package)}")
+            for src, name in source_files():
+                tar.add(src, arcname=f"code/tsc_toolkit/{name}")
     return path
 
 

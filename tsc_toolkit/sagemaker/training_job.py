@@ -362,12 +362,14 @@ def attach(job_name: str, session=None) -> SageMakerJob:
 # ---------------------------------------------------------------------- launching
 
 def _package_source(target: Path) -> Path:
-    """Copy the ``tsc_toolkit`` package plus the entry script into ``target``."""
-    import tsc_toolkit
+    """Copy the ``tsc_toolkit`` source (from a checkout or an installed copy) plus the entry
+    script into ``target``."""
+    from ..resources import source_files
 
-    src = Path(tsc_toolkit.__file__).parent
-    shutil.copytree(src, target / "tsc_toolkit",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    for src, name in source_files():
+        dest = target / "tsc_toolkit" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
     (target / ENTRY_SCRIPT).write_text(_ENTRY_TEXT)
     (target / "requirements.txt").write_text(_REQUIREMENTS)
     return target
