@@ -76,3 +76,21 @@ def test_notebooks_command_copies_the_tutorials_and_keeps_existing_copies(tmp_pa
     assert (dest / "01_quickstart.ipynb").read_text() == "my edits"
     assert main(["notebooks", str(dest), "--overwrite"]) == 0
     assert (dest / "01_quickstart.ipynb").read_text() != "my edits"
+
+
+def test_predict_streams_parquet_in_chunks_to_parquet(tmp_path, tiny_model_dir):
+    import pandas as pd
+
+    from tsc_toolkit.datasets import make_series
+
+    X, _ = make_series(30, length=24, missing_rate=0.1, short_fraction=0.3, random_state=2)
+    rows = [{"series_id": i, "time": t, "value": float(X[i, 0, t])}
+            for i in range(len(X)) for t in range(24) if not np.isnan(X[i, 0, t:]).all()]
+    pd.DataFrame(rows).to_parquet(tmp_path / "long.parquet", row_group_size=50)
+    out = tmp_path / "pred.parquet"
+    assert main(["predict", str(tiny_model_dir()), str(tmp_path / "long.parquet"),
+                 "--output", str(out), "--chunk-size", "4"]) == 0
+    frame = pd.read_parquet(out)
+    model = CNNKMeans.load(tiny_model_dir())
+    assert frame.series_id.tolist() == list(range(30))
+    np.testing.assert_array_equal(frame.closest_cluster, model.predict(X))

@@ -15,10 +15,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import streaming
 from .data import TimeSeriesValueError, as_dataset, series_lengths
 from .encoder import CausalCNNEncoder, encode, prepare_input
 from .persistence import ModelFormatError, read_bundle, write_bundle
 from .scaling import SCALING_METHODS, SeriesScaler
+from .streaming import is_streamed
 from .training import (
     Distributed,
     PairEncoder,
@@ -202,7 +204,9 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or DataFrame
-            Training series, in any layout :func:`tsc_toolkit.as_dataset` accepts.
+            Training series, in any layout :func:`tsc_toolkit.as_dataset` accepts; or series
+            on disk (a path or a source), trained and clustered by
+            :func:`tsc_toolkit.streaming.fit`.
         y : ignored
         X_valid : array-like, optional
             Validation series: adds ``valid_loss`` and ``valid_score`` to the history.
@@ -215,6 +219,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        if is_streamed(X):  # series on disk: train on a sample, cluster streamed embeddings
+            return streaming.fit(self, X, X_valid=X_valid, callbacks=callbacks)
         self._validate_params()
         X = as_dataset(X)
         Xv = None if X_valid is None else as_dataset(X_valid, name="X_valid")
@@ -398,6 +404,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_series, output_size), float32
         """
         check_is_fitted(self, "cluster_centers_")
+        if is_streamed(X):
+            return streaming.transform(self, X, progress=self.verbose >= 1)
         X = as_dataset(X)
         if X.shape[1] != self.n_channels_:
             raise TimeSeriesValueError(
@@ -423,6 +431,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         The names follow SageMaker's built-in K-Means (``closest_cluster``,
         ``distance_to_cluster``); the distance is Euclidean in the embedding space.
         """
+        if is_streamed(X):
+            return streaming.assign(self, X, progress=self.verbose >= 1)
         z = self.transform(X)
         labels, dist = nearest_centers(z, self.cluster_centers_)
         return Assignment(labels, dist, z)
