@@ -91,6 +91,13 @@ class SeriesSource:
         kept.sort(key=lambda item: item[0])
         return Chunk(np.asarray([item[1] for item in kept]), as_dataset([k[2] for k in kept]))
 
+    def read(self) -> Chunk:
+        """Every series at once, in memory (for sources known to be small)."""
+        chunks = list(self.chunks())
+        if not chunks:
+            raise TimeSeriesValueError("The source holds no series.")
+        return Chunk(np.concatenate([c.ids for c in chunks]), _concat([c.X for c in chunks]))
+
     def __len__(self) -> int:
         if self.n_series is None:
             raise TypeError(f"{type(self).__name__} does not know its length before reading.")

@@ -44,7 +44,8 @@ PYTORCH_VERSION = "2.8.0"
 PY_VERSION = "py312"
 #: Name of the entry script written next to the packaged ``tsc_toolkit`` source.
 ENTRY_SCRIPT = "tsc_train.py"
-_REQUIREMENTS = "scikit-learn>=1.5\nsafetensors>=0.4\n"
+# pyarrow: a training channel may hold Parquet or Arrow files (sagemaker.train.read_channel)
+_REQUIREMENTS = "scikit-learn>=1.5\nsafetensors>=0.4\npyarrow>=14\n"
 _ENTRY_TEXT = ("import sys\n\nfrom tsc_toolkit.sagemaker.train import main\n\n"
                "if __name__ == \"__main__\":\n    sys.exit(main())\n")
 _TERMINAL = ("Completed", "Failed", "Stopped")
