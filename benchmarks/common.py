@@ -31,10 +31,12 @@ class Config:
     isolate: bool = True  # scaling points in fresh processes
     verbose: bool = False  # one progress line per fit
     # quality
-    datasets: Sequence[str] = DATASETS
+    datasets: Sequence[str] = ()  # empty: the development panel (benchmarks.panel.PANEL)
     seeds: Sequence[int] = (0, 1, 2)
-    cnn_max_steps: int = 300
+    cnn_max_steps: int | None = None  # None: CNNKMeans at its defaults
     peer_budget_s: float = 120.0
+    # peers' runs are stored here and reused while the peers' versions stay the same
+    peer_cache: str | None = str(REPO / "docs" / "peer_runs.csv")
     # training speed
     speed_series: int = 100
     speed_length: int = 100
@@ -64,8 +66,9 @@ class Config:
     @classmethod
     def fast_size(cls) -> Config:
         """A run of every section small enough for CI (well under two minutes on 2 cores)."""
-        return cls(fast=True, isolate=False, datasets=("BasicMotions",), seeds=(0,),
-                   cnn_max_steps=2, peer_budget_s=4.0,
+        return cls(fast=True, isolate=False, datasets=("BasicMotions", "Chinatown",
+                                                        "PowerCons-gaps30"), seeds=(0,),
+                   cnn_max_steps=2, peer_budget_s=4.0, peer_cache=None,
                    speed_series=20, speed_length=30, speed_steps=2, speed_warmup_steps=1,
                    encode_n=(10, 20), encode_length_n=4, encode_lengths=(30, 60),
                    cluster_n=(500, 1000), webscale_n=(1000, 2000), kscan_n=(100, 200),

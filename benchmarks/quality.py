@@ -62,8 +62,8 @@ def _views(X: np.ndarray) -> dict[str, np.ndarray]:
 def _fit_cnn(views, k, seed, cfg) -> tuple[np.ndarray, dict]:
     from tsc_toolkit import CNNKMeans
 
-    model = CNNKMeans(clusters=k, random_state=seed, device="cpu", max_steps=cfg.cnn_max_steps,
-                      score_sample_size=0)
+    budget = {} if cfg.cnn_max_steps is None else {"max_steps": cfg.cnn_max_steps}
+    model = CNNKMeans(clusters=k, random_state=seed, device="cpu", **budget)
     model.fit(views["raw"])
     return model.labels_, {"steps": model.n_steps_}
 
@@ -127,18 +127,74 @@ def warm_up() -> None:
                     pass
 
 
-def run(cfg: Config) -> Section:
-    from tsc_toolkit.datasets import load_dataset
+PEERS = (RAW, KSHAPE, DTW, ROCKET)
 
+
+def peer_versions() -> str:
+    """The peers' package versions, as stored with their cached runs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for package in ("scikit-learn", "tslearn", "aeon", "numpy"):
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            out.append(f"{package} missing")
+    return " ".join(out)
+
+
+def _load_peer_cache(cfg: Config) -> dict:
+    """Stored peer runs keyed by (dataset, method, seed), if their versions are today's."""
+    from pathlib import Path
+
+    if not cfg.peer_cache or not Path(cfg.peer_cache).exists():
+        return {}
+    stored = pd.read_csv(cfg.peer_cache)
+    stored = stored[stored.versions == peer_versions()]
+    return {(r["dataset"], r["method"], int(r["seed"])): r for r in stored.to_dict("records")}
+
+
+def _save_peer_cache(cfg: Config, rows: list[dict]) -> None:
+    if not cfg.peer_cache:
+        return
+    peers = pd.DataFrame([r for r in rows if r["method"] in PEERS and r["status"] != "cached"])
+    if peers.empty:
+        return
+    peers = peers[~peers.status.str.startswith("not installed")]
+    peers = peers[[c for c in peers.columns if c in ("dataset", "method", "seed", "nmi", "ari",
+                                                      "seconds", "status", "versions", "date")]]
+    peers.to_csv(cfg.peer_cache, index=False)
+
+
+def run(cfg: Config) -> Section:
+    import datetime
+
+    from . import panel
+
+    if not cfg.datasets:
+        cfg.datasets = panel.PANEL
+    cache = _load_peer_cache(cfg)
+    versions, today = peer_versions(), datetime.date.today().isoformat()
     with Timer() as total:
         warm_up()
         rows, info = [], []
         for name in cfg.datasets:
-            X, y = load_dataset(name)
+            try:
+                X, y = panel.load(name)
+            except ImportError as exc:
+                for method in METHODS:
+                    rows.append({"dataset": name, "method": method, "seed": -1, "nmi": np.nan,
+                                 "ari": np.nan, "seconds": np.nan,
+                                 "status": f"not installed: {exc.name} (install the `bench` "
+                                           "extra)"})
+                info.append({"dataset": name, "group": panel.group(name), "series": 0,
+                             "channels": 0, "length": "–", "classes": 0})
+                continue
             k = len(np.unique(y))
             n, c, length = X.shape
             lengths = (~np.isnan(X).all(axis=1)).sum(axis=1)
-            info.append({"dataset": name, "series": n, "channels": c,
+            info.append({"dataset": name, "group": panel.group(name), "series": n,
+                         "channels": c,
                          "length": (f"{lengths.min()}-{lengths.max()}" if lengths.min() < length
                                     else str(length)), "classes": k})
             views = _views(X)
@@ -147,9 +203,14 @@ def run(cfg: Config) -> Section:
                 if est > cfg.peer_budget_s:
                     rows.append({"dataset": name, "method": method, "seed": -1, "nmi": np.nan,
                                  "ari": np.nan, "seconds": np.nan,
-                                 "status": f"skipped: estimated {fmt_seconds(est)} per fit"})
+                                 "status": f"skipped: estimated {fmt_seconds(est)} per fit",
+                                 "versions": versions, "date": today})
                     continue
                 for seed in cfg.seeds:
+                    stored = cache.get((name, method, seed))
+                    if method in PEERS and stored is not None:
+                        rows.append({**stored, "reused": True})
+                        continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         try:
@@ -172,7 +233,12 @@ def run(cfg: Config) -> Section:
                     rows.append({"dataset": name, "method": method, "seed": seed,
                                  "nmi": normalized_mutual_info_score(y, labels),
                                  "ari": adjusted_rand_score(y, labels),
-                                 "seconds": t.seconds, "status": "ok", **extra})
+                                 "seconds": t.seconds, "status": "ok", "versions": versions,
+                                 "date": today, **extra})
+                    if method in PEERS:
+                        _save_peer_cache(cfg, rows + [r for key, r in cache.items()
+                                                      if key[0] not in cfg.datasets])
+    _save_peer_cache(cfg, rows + [r for key, r in cache.items() if key[0] not in cfg.datasets])
     return section_from_runs(pd.DataFrame(rows), pd.DataFrame(info), cfg, total.seconds)
 
 
@@ -187,8 +253,11 @@ def section_from_runs(runs: pd.DataFrame, info: pd.DataFrame, cfg: Config,
     section.tables["ari"] = summary_table(runs, "ari", cfg)
     section.tables["seconds"] = summary_table(runs, "seconds", cfg)
     section.tables["published"] = published_table(cfg.datasets)
+    section.tables["panel"], section.tables["groups"] = panel_tables(runs, info)
+    section.tables["targets"] = targets_table(runs)
     section.markdown = {key: to_markdown(section.tables[key])
-                        for key in ("datasets", "nmi", "ari", "seconds", "published")}
+                        for key in ("datasets", "nmi", "ari", "seconds", "published", "panel",
+                                    "groups", "targets")}
     section.intro = _intro(cfg)
     section.notes = _notes(runs)
     return section
@@ -227,6 +296,68 @@ def summary_table(runs: pd.DataFrame, metric: str, cfg: Config) -> pd.DataFrame:
     return pd.DataFrame(table, columns=["dataset", *METHODS])
 
 
+def _means(runs: pd.DataFrame, metric: str = "nmi") -> pd.DataFrame:
+    ok = runs[runs.status == "ok"]
+    return ok.groupby(["dataset", "method"])[metric].mean().unstack()
+
+
+def panel_tables(runs: pd.DataFrame, info: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per method over the panel: mean NMI/ARI, sets won, fit times; and the mean per group.
+
+    Means are over the sets where the method ran; "sets run" says how many that is (a peer
+    skipped for its cost is missing from its own mean, which flatters it).
+    """
+    nmi, ari, sec = _means(runs, "nmi"), _means(runs, "ari"), _means(runs, "seconds")
+    best = nmi.max(axis=1)
+    rows = []
+    for method in METHODS:
+        if method not in nmi:
+            continue
+        col = nmi[method].dropna()
+        won = int(((nmi[method] - best).abs() < 5e-4).sum())
+        rows.append({"method": method, "sets run": len(col), "mean NMI": col.mean(),
+                     "mean ARI": ari[method].dropna().mean(), "best on": won,
+                     "median s per fit": sec[method].median(), "max s per fit": sec[method].max()})
+    groups = info.set_index("dataset").group if "group" in info else pd.Series(dtype=str)
+    grow = []
+    for g in sorted(set(groups)):
+        members = [d for d in groups.index[groups == g] if d in nmi.index]
+        if not members:
+            continue
+        grow.append({"group": g, "sets": len(members),
+                     **{m: nmi.loc[members, m].mean() for m in METHODS if m in nmi}})
+    return pd.DataFrame(rows), pd.DataFrame(grow)
+
+
+def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The quality and time targets of CNN-KMeans at its defaults, measured against the panel."""
+    nmi = _means(runs, "nmi")
+    if CNN not in nmi or nmi.empty:
+        return pd.DataFrame(columns=["target", "measured", "met"])
+    ok = runs[(runs.status == "ok") & (runs.method == CNN)]
+    cnn, best = nmi[CNN], nmi.max(axis=1)
+    both = nmi[[CNN, ROCKET]].dropna() if ROCKET in nmi else pd.DataFrame()
+    ratio = both[CNN].mean() / both[ROCKET].mean() if len(both) else np.nan
+    share = float(((cnn - best).abs() < 5e-4).mean())
+    secs = ok.groupby("dataset").seconds.mean()
+    spread = ok.groupby("dataset").nmi.std(ddof=0)
+    seeds = ok.groupby("dataset").seed.nunique()
+    calm = float((spread[seeds >= 2] <= 0.05).mean()) if (seeds >= 2).any() else np.nan
+    gun = cnn.get("GunPoint", np.nan)
+    rows = [
+        ("mean NMI >= 1.15 x MiniRocket + PCA + K-Means (same sets)", f"{ratio:.2f} x",
+         ratio >= 1.15),
+        ("best method on >= 60 % of the sets", f"{share:.0%}", share >= 0.6),
+        ("median fit time <= 60 s", f"{secs.median():.0f} s", secs.median() <= 60),
+        ("no fit over 5 minutes", f"max {secs.max():.0f} s", secs.max() <= 300),
+        ("NMI std over seeds <= 0.05 on >= 80 % of the sets",
+         "–" if np.isnan(calm) else f"{calm:.0%}", bool(calm >= 0.8) if calm == calm else False),
+        ("GunPoint clearly above 0", f"{gun:.3f}", bool(gun > 0.05)),
+    ]
+    return pd.DataFrame([{"target": t, "measured": m, "met": "yes" if ok_ else "no"}
+                         for t, m, ok_ in rows])
+
+
 def published_table(datasets) -> pd.DataFrame:
     rows = []
     for name in datasets:
@@ -256,15 +387,15 @@ def _intro(cfg: Config) -> str:
         f"Train and test splits merged, k = number of classes, seeds {seeds}; NMI "
         "(arithmetic normalisation) and ARI against the true classes, mean ± standard deviation "
         "over seeds; the best mean in each row is bold, whichever method it is. Methods:\n\n"
-        f"- **{CNN}**: `CNNKMeans(clusters=k, random_state=seed, device=\"cpu\", "
-        f"max_steps={cfg.cnn_max_steps}, score_sample_size=0)`; everything else at its default "
-        "(fg-research's architecture: 10 blocks, 40 filters, 320-d embedding, 10 negatives, "
-        "batch 10, lr 0.001; L2-normalised embeddings, K-Means with n_init=10). "
-        f"**Training budget: {cfg.cnn_max_steps} optimisation steps** "
-        f"({cfg.cnn_max_steps * 10} anchor series) instead of fg-research's 100 epochs (2,000 to "
-        "11,000 steps on these sets), so that `make bench` finishes within an hour on 2 CPU "
-        "cores; `score_sample_size=0` only turns off the "
-        "per-epoch silhouette log. The series go in raw (NaN-padded); the model scales them.\n"
+        f"- **{CNN}**: `CNNKMeans(clusters=k, random_state=seed, device=\"cpu\""
+        + ("" if cfg.cnn_max_steps is None else f", max_steps={cfg.cnn_max_steps}")
+        + ")`, everything else at its defaults: fg-research's architecture (10 blocks, 40 "
+        "filters, 320-d embedding, 10 negatives, batch 10, lr 0.001) trained for "
+        + ("the default budget of 100 optimisation steps" if cfg.cnn_max_steps is None
+           else f"{cfg.cnn_max_steps} optimisation steps")
+        + " on windows of at most 128 steps, the L2-normalised embedding next to a 50-d "
+        "random-kernel view (2,000 features), spectral clustering of the 10-nearest-neighbour "
+        "graph. The series go in raw (NaN-padded); the model scales them.\n"
         f"- **{RAW}**: scikit-learn `KMeans(n_clusters=k, n_init=10)` on the flattened series, "
         "z-normalised per series and channel; variable-length series (JapaneseVowels, PLAID) "
         "linearly resampled to the longest length.\n"

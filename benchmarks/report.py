@@ -130,7 +130,10 @@ def _body_quality(s: Section) -> list[str]:
     from .quality import wins
 
     w = wins(s.tables["runs"])
-    lines = ["### Datasets", "", s.markdown["datasets"], "",
+    lines = ["### Panel summary", "", s.markdown["panel"], "",
+             "Mean NMI per group:", "", s.markdown["groups"], "",
+             "### Targets of CNN-KMeans at its defaults", "", s.markdown["targets"], "",
+             "### Datasets", "", s.markdown["datasets"], "",
              "### NMI (mean ± std over seeds)", "", s.markdown["nmi"], "",
              "### ARI (mean ± std over seeds)", "", s.markdown["ari"], "",
              "### Wall time per fit (mean over seeds)", "", s.markdown["seconds"], "",

@@ -26,14 +26,38 @@ def fitted(data):
     return CNNKMeans(clusters=3, **SMALL).fit(X, X_valid=X[:16])
 
 
-def test_defaults_are_fg_research_hyperparameters():
+def test_defaults_are_fg_research_hyperparameters_except_the_epoch_budget():
     params = CNNKMeans().get_params()
     assert {k: params[k] for k in ("clusters", "algorithm", "blocks", "filters", "kernel_size",
                                    "reduced_size", "output_size", "negative_samples", "lr",
-                                   "batch_size", "epochs")} == dict(
+                                   "batch_size")} == dict(
         clusters=8, algorithm="lloyd", blocks=10, filters=40, kernel_size=3, reduced_size=160,
-        output_size=320, negative_samples=10, lr=0.001, batch_size=10, epochs=100)
+        output_size=320, negative_samples=10, lr=0.001, batch_size=10)
+    # fg-research's epochs=100 means 2,000 to 50,000 steps on ordinary data: the default is a
+    # fixed step budget instead, and epochs=N keeps fg-research's meaning.
+    assert params["epochs"] is None
     assert params["device"] == "auto"
+
+
+def test_default_budget_does_not_grow_with_the_number_of_series():
+    from tsc_toolkit.cnn_kmeans import AUTO_STEPS
+
+    tiny = dict(blocks=1, filters=4, reduced_size=4, output_size=4, kernel_features=0,
+                clustering="kmeans", device="cpu", random_state=0, n_init=1)
+    for n in (30, 300):
+        X, _ = make_series(n, length=20, random_state=0)
+        model = CNNKMeans(clusters=2, **tiny).fit(X)
+        assert model.n_steps_ == AUTO_STEPS
+    X, _ = make_series(30, length=20, random_state=0)
+    assert CNNKMeans(clusters=2, epochs=2, **tiny).fit(X).n_steps_ == 2 * 3  # fg's epochs
+
+
+def test_scores_are_only_computed_when_something_reads_them(data):
+    X, _ = data
+    quiet = CNNKMeans(clusters=3, **SMALL).fit(X)
+    assert quiet.history_.train_score.isna().all()
+    watched = CNNKMeans(clusters=3, **SMALL).fit(X, callbacks=[lambda m, r: None])
+    assert watched.history_.train_score.notna().all()
 
 
 def test_clone_keeps_hyperparameters_and_drops_fitted_state(fitted):
@@ -279,3 +303,42 @@ def test_checkpoint_from_other_data_is_refused(data, tmp_path):
     CNNKMeans(clusters=3, checkpoint_dir=str(tmp_path), **{**SMALL, "epochs": 1}).fit(X)
     with pytest.raises(ValueError, match="other data"):
         CNNKMeans(clusters=3, checkpoint_dir=str(tmp_path), **SMALL).fit(X[:30])
+
+
+def test_training_threads_stay_within_the_request_and_see_a_busy_process():
+    import subprocess
+    import sys
+
+    from tsc_toolkit.training import cores_busy_elsewhere, threads_for_training
+
+    assert 1 <= threads_for_training(2) <= 2
+    assert threads_for_training(1) == 1
+    spinner = subprocess.Popen([sys.executable, "-c",
+                                "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
+    try:
+        busy = cores_busy_elsewhere(window=1.0)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy is None or busy >= 0.5
+
+
+def test_spectral_model_predicts_its_training_labels_and_survives_saving(data, tmp_path):
+    X, y = data
+    model = CNNKMeans(clusters=3, **SMALL).fit(X)
+    assert model.clustering == "spectral" and model.features_.shape[1] > model.output_size
+    assert (model.predict(X) == model.labels_).mean() > 0.9
+    model.save(tmp_path / "m", include_embeddings=False)
+    back = CNNKMeans.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    assert back.assign(X).distance_to_cluster.shape == (len(X),)
+
+
+def test_kmeans_on_the_embedding_alone_is_the_earlier_model(data):
+    X, _ = data
+    model = CNNKMeans(clusters=3, kernel_features=0, clustering="kmeans", **SMALL).fit(X)
+    assert model.features_ is model.embeddings_
+    from tsc_toolkit.training import nearest_centers
+
+    np.testing.assert_array_equal(model.predict(X),
+                                  nearest_centers(model.transform(X), model.cluster_centers_)[0])

@@ -53,9 +53,17 @@ def test_unknown_names_are_all_listed():
 def test_round_trip_from_a_model():
     hp = to_hyperparameters(CNNKMeans(clusters=3, kernel_size=5, random_state=0))
     assert set(FG_NAMES) <= set(hp)
-    assert hp["kernel-size"] == "5" and hp["compared-length"] == "none"
+    assert hp["kernel-size"] == "5" and hp["compared-length"] == "128"
+    assert hp["epochs"] == "none" and hp["clustering"] == "spectral"
     back = parse_hyperparameters(hp)
-    assert back["kernel_size"] == 5 and back["compared_length"] is None
+    assert back["kernel_size"] == 5 and back["compared_length"] == 128
+    assert back["epochs"] is None  # an explicit "none" stays the step budget
+
+
+def test_command_line_and_entry_point_keep_fg_research_epochs():
+    assert parse_hyperparameters({"clusters": "3"}, fg_defaults=True)["epochs"] == 100
+    assert "epochs" not in parse_hyperparameters({"clusters": "3"})
+    assert parse_hyperparameters({"epochs": "7"}, fg_defaults=True)["epochs"] == 7
 
 
 def test_metric_regexes_read_the_verbose_lines():

@@ -107,7 +107,7 @@ def test_webscale_fit_clusters_every_streamed_embedding(data, tmp_path):
     X = data[0]
     write_csv(X, tmp_path / "x.csv")
     keep = tmp_path / "emb.npy"
-    model = CNNKMeans(clusters=3, **TINY)
+    model = CNNKMeans(clusters=3, clustering="kmeans", kernel_features=0, **TINY)
     streaming.fit(model, tmp_path / "x.csv", channels=2, sample_size=30, embeddings=keep,
                   chunk_size=16, progress=False)
     assert model.n_series_streamed_ == len(X) and model.embeddings_.shape[0] == 30
@@ -117,7 +117,18 @@ def test_webscale_fit_clusters_every_streamed_embedding(data, tmp_path):
     km = WebScaleKMeans(k=3, random_state=0, device="cpu").fit(z)
     np.testing.assert_allclose(model.cluster_centers_, km.cluster_centers_, **CLOSE)
     # predictions use the new centers
-    assert set(model.predict(X).tolist()) <= {0, 1, 2}
+    np.testing.assert_array_equal(model.predict(X), km.predict(model.transform(X)))
+
+    # with a random-kernel view the features are clustered, the centers are mean embeddings
+    viewed = streaming.fit(CNNKMeans(clusters=3, clustering="kmeans", kernel_features=40, **TINY),
+                           tmp_path / "x.csv", channels=2, sample_size=30, chunk_size=16,
+                           clustering="webscale", progress=False)
+    assert viewed.features_.shape[1] > 5
+    assert viewed.feature_centers_.shape == (3, viewed.features_.shape[1])
+    assert viewed.cluster_centers_.shape == (3, 5)
+    with pytest.raises(ValueError, match="clustering='kmeans'"):
+        streaming.fit(CNNKMeans(clusters=3, clustering="spectral", **TINY), tmp_path / "x.csv",
+                      channels=2, clustering="webscale", progress=False)
 
 
 def test_a_model_fitted_through_the_estimator_from_a_path(data, tmp_path):

@@ -101,7 +101,7 @@ def _fit(args) -> int:
     from .csvio import read_csv
 
     given = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp:") and v is not None}
-    kwargs = parse_hyperparameters(given)
+    kwargs = parse_hyperparameters(given, fg_defaults=True)
     channels = kwargs.pop("channels", 1)
     kwargs.setdefault("verbose", 0 if args.quiet else 1)
     if args.checkpoint_dir:

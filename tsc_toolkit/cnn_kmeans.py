@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import streaming
+from . import checkpoints, streaming
 from .data import TimeSeriesValueError, as_dataset, series_lengths
 from .encoder import CausalCNNEncoder, encode, prepare_input
 from .persistence import ModelFormatError, read_bundle, write_bundle
@@ -29,14 +29,16 @@ from .training import (
     normalize_embeddings,
     resolve_device,
     silhouette,
+    threads_for_training,
 )
 from .triplet import sample_triplets, triplet_loss
 
 __all__ = ["CNNKMeans", "Assignment"]
 
 _KIND = "tsc_toolkit.CNNKMeans"
-_CHECKPOINT_KIND = "tsc_toolkit.CNNKMeans.checkpoint"
 _HISTORY_COLUMNS = ["epoch", "train_loss", "train_score", "valid_loss", "valid_score"]
+#: Optimisation steps of a fit when neither ``epochs`` nor ``max_steps`` is set.
+AUTO_STEPS = 100
 
 
 class Assignment(NamedTuple):
@@ -78,8 +80,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Adam learning rate.
     batch_size : int, default=10
         Anchors per optimisation step.
-    epochs : int, default=100
-        Passes over the training series.
+    epochs : int or None, default=None
+        Passes over the training series (fg-research's meaning). None trains for a fixed
+        budget instead: ``max_steps`` steps, or :data:`AUTO_STEPS` when that is None too, so
+        a fit takes about as long on 100 series as on 100,000.
     random_state : int, RandomState or None, default=None
         Seed for weights, sampling and K-Means. With an int, CPU training is repeatable.
     device : str, default="auto"
@@ -90,14 +94,25 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     normalize : {"l2", "standard"} or None, default="l2"
         How embeddings are normalised before K-Means. Raw T-Loss embeddings have
         unconstrained norms that dominate Euclidean K-Means; "l2" clusters directions.
-    compared_length : int or None, default=None
-        Longest anchor window (caps the cost on long series).
+    compared_length : int or None, default=128
+        Longest anchor window (caps the cost of a step on long series); None for no cap.
     max_steps : int or None, default=None
         Stop after this many optimisation steps in all (a budget for large data).
     score_sample_size : int, default=1000
-        Series used for the per-epoch silhouette scores; 0 skips per-epoch scores.
+        Series used for the per-epoch silhouette scores; 0 skips them. They are computed only
+        when something reads them: ``verbose >= 1``, callbacks, or ``X_valid``.
     n_init : int, default=10
         K-Means restarts for the final clustering.
+    kernel_features : int, default=2000
+        Size of a second, untrained view of each series (random-kernel features, see
+        :mod:`tsc_toolkit.random_kernels`), reduced to 50 dimensions and clustered together
+        with the encoder's embedding. 0 clusters the embedding alone.
+    clustering : {"spectral", "kmeans"}, default="spectral"
+        "spectral": spectral clustering of the k-nearest-neighbour graph of the series (the
+        groups can be curved); new series get the cluster of most of their nearest training
+        series. "kmeans": K-Means (``algorithm``), new series go to the nearest center.
+    n_neighbors : int, default=10
+        Neighbours per series in the graph of ``clustering="spectral"``.
     checkpoint_dir : str or None, default=None
         Where to save the full training state after every epoch; ``fit`` resumes from the
         newest checkpoint found there.
@@ -113,7 +128,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     labels_ : ndarray of shape (n_series,)
         Cluster of each training series.
     cluster_centers_ : ndarray of shape (clusters, output_size)
-        Centers in the normalised embedding space.
+        Centers (member means) in the normalised embedding space.
     embeddings_ : ndarray of shape (n_series, output_size)
         Normalised embeddings of the training series.
     inertia_ : float
@@ -128,6 +143,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Channels of the training series.
     n_steps_ : int
         Optimisation steps taken in all.
+    kernel_view_ : RandomKernelFeatures or None
+        The fitted random-kernel view (None with ``kernel_features=0``).
+    features_ : ndarray of shape (n_series, n_features)
+        What was clustered: the embedding, with the random-kernel view beside it.
 
     Examples
     --------
@@ -153,7 +172,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "negative_samples": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left"), None],
         "random_state": ["random_state"],
         "device": [str, torch.device],
         "scaling": [StrOptions(set(SCALING_METHODS))],
@@ -162,6 +181,9 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "max_steps": [Interval(Integral, 1, None, closed="left"), None],
         "score_sample_size": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
+        "kernel_features": [Interval(Integral, 0, None, closed="left")],
+        "clustering": [StrOptions({"spectral", "kmeans"})],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "checkpoint_dir": [str, os.PathLike, None],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -169,9 +191,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, clusters=8, algorithm="lloyd", blocks=10, filters=40, kernel_size=3,
                  reduced_size=160, output_size=320, negative_samples=10, lr=0.001,
-                 batch_size=10, epochs=100, *, random_state=None, device="auto",
-                 scaling="series", normalize="l2", compared_length=None, max_steps=None,
-                 score_sample_size=1000, n_init=10, checkpoint_dir=None, warm_start=False,
+                 batch_size=10, epochs=None, *, random_state=None, device="auto",
+                 scaling="series", normalize="l2", compared_length=128, max_steps=None,
+                 score_sample_size=1000, n_init=10, kernel_features=2000,
+                 clustering="spectral", n_neighbors=10, checkpoint_dir=None, warm_start=False,
                  verbose=0):
         self.clusters = clusters
         self.algorithm = algorithm
@@ -192,6 +215,9 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.max_steps = max_steps
         self.score_sample_size = score_sample_size
         self.n_init = n_init
+        self.kernel_features = kernel_features
+        self.clustering = clustering
+        self.n_neighbors = n_neighbors
         self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
         self.verbose = verbose
@@ -243,6 +269,15 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             self.n_steps_ = 0
         self.encoder_.to(device)
         self._stop = False
+        threads = torch.get_num_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(threads_for_training(threads))
+        try:
+            return self._fit(X, Xv, callbacks, dist, device, seed, continuing)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, X, Xv, callbacks, dist, device, seed, continuing):
 
         inputs_np = prepare_input(self.scaler_.transform(X))
         lengths = series_lengths(X)
@@ -254,16 +289,23 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 "crops": np.random.default_rng([seed, dist.rank])}
         start_epoch = len(self.history_)
         first_epoch = start_epoch
-        resumed = self._resume(optimizer, rngs, X) if self.checkpoint_dir else None
+        resumed = checkpoints.resume(self, optimizer, rngs, X) if self.checkpoint_dir else None
         if resumed is not None:
             start_epoch = resumed
-        scorer = _EpochScorer(self, X, Xv, lengths, seed)
-        net = dist.wrap(PairEncoder(self.encoder_), device)
         callbacks = [_Callback.wrap(cb) for cb in (callbacks or [])]
+        # Scores cost an encoding and a K-Means per epoch: only when something reads them.
+        watched = bool(self.verbose or callbacks or Xv is not None)
+        scorer = _EpochScorer(self, X, Xv, lengths, seed, enabled=watched)
+        net = dist.wrap(PairEncoder(self.encoder_), device)
         for cb in callbacks:
             cb.on_train_begin(self)
 
-        total_epochs = first_epoch + self.epochs
+        max_steps = self._step_budget()
+        if self.epochs is None:
+            per_epoch = max(1, -(-len(X) // (self.batch_size * dist.world)))
+            total_epochs = first_epoch + min(100, -(-(max_steps - self.n_steps_) // per_epoch))
+        else:
+            total_epochs = first_epoch + self.epochs
         bar = None
         if self.verbose >= 2 and dist.is_main:
             from tqdm.auto import tqdm
@@ -271,11 +313,11 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             bar = tqdm(total=total_epochs, initial=start_epoch, desc="training", unit="epoch")
         try:
             for epoch in range(start_epoch, total_epochs):
-                if self.max_steps is not None and self.n_steps_ >= self.max_steps:
+                if max_steps is not None and self.n_steps_ >= max_steps:
                     break
                 tic = time.perf_counter()
                 self.encoder_.train()
-                loss = self._run_epoch(net, optimizer, inputs, lengths, rngs, dist)
+                loss = self._run_epoch(net, optimizer, inputs, lengths, rngs, dist, max_steps)
                 loss = dist.mean(loss, device)
                 record = {"epoch": epoch + 1, "epochs": total_epochs, "train_loss": loss}
                 record.update(scorer.scores(device) if dist.is_main else
@@ -288,7 +330,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                     for cb in callbacks:
                         cb.on_epoch_end(self, record)
                     if self.checkpoint_dir:
-                        self._save_checkpoint(optimizer, rngs, X, epoch + 1)
+                        checkpoints.save_checkpoint(self, optimizer, rngs, X, epoch + 1)
                 if dist.any(self._stop, device):
                     break
         except KeyboardInterrupt:
@@ -299,7 +341,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             if bar is not None:
                 bar.close()
         self.encoder_.eval()
-        self._cluster_training_set(inputs_np, lengths, device, seed)
+        self._cluster_training_set(inputs_np, lengths, device, seed, X)
         for cb in callbacks:
             cb.on_train_end(self)
         return self
@@ -310,11 +352,17 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             return CausalCNNEncoder(2 * self.n_channels_, self.filters, self.blocks,
                                     self.reduced_size, self.output_size, self.kernel_size)
 
-    def _run_epoch(self, net, optimizer, inputs, lengths, rngs, dist) -> float:
+    def _step_budget(self) -> int | None:
+        """Steps to stop at: ``max_steps``; else :data:`AUTO_STEPS` when ``epochs`` is None."""
+        if self.max_steps is not None:
+            return self.max_steps
+        return AUTO_STEPS if self.epochs is None else None
+
+    def _run_epoch(self, net, optimizer, inputs, lengths, rngs, dist, max_steps) -> float:
         batches = dist.shard(make_batches(lengths, self.batch_size, rngs["batches"]))
         total, count = 0.0, 0
         for batch in batches:
-            if self.max_steps is not None and self.n_steps_ >= self.max_steps:
+            if max_steps is not None and self.n_steps_ >= max_steps:
                 break
             anchors, positives, negatives = sample_triplets(
                 batch, lengths, self.negative_samples, rngs["crops"], self.compared_length)
@@ -327,23 +375,63 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             self.n_steps_ += 1
         return total / max(count, 1)
 
-    def _cluster_training_set(self, inputs_np, lengths, device, seed) -> None:
+    def _cluster_training_set(self, inputs_np, lengths, device, seed, X) -> None:
         raw = encode(self.encoder_, inputs_np, lengths, device, progress=self.verbose >= 2)
         if self.normalize == "standard":
             self.embedding_mean_ = raw.mean(axis=0)
             std = raw.std(axis=0)
             self.embedding_scale_ = np.where(std > 1e-8, std, 1.0).astype(np.float32)
         self.embeddings_ = self._normalize(raw)
+        self.kernel_view_ = None
+        if self.kernel_features > 0:
+            from .random_kernels import RandomKernelFeatures
+
+            self.kernel_view_ = RandomKernelFeatures(self.kernel_features, random_state=seed)
+            view = self.kernel_view_.fit_transform(self.scaler_.transform(X))
+            self.features_ = np.hstack([self.embeddings_, view]).astype(np.float32)
+        else:
+            self.features_ = self.embeddings_
         self._fit_centers(self.clusters, seed)
 
+    def _features(self, X: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """What the clustering stage sees for series ``X`` with normalised embeddings ``z``."""
+        if getattr(self, "kernel_view_", None) is None:
+            return z
+        view = self.kernel_view_.transform(self.scaler_.transform(X))
+        return np.hstack([z, view]).astype(np.float32)
+
     def _fit_centers(self, k: int, seed: int) -> None:
-        z = self.embeddings_
+        z, f = self.embeddings_, self.features_
         if k > len(z):
             raise ValueError(f"clusters={k} is more than the {len(z)} training series.")
-        km = self._make_kmeans(k, seed, self.n_init).fit(z)
-        self.cluster_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
-        self.labels_, dist = nearest_centers(z, self.cluster_centers_)
+        if self.clustering == "spectral":
+            from .graph_clustering import spectral_labels
+
+            labels = spectral_labels(f, k, self.n_neighbors, seed, self.n_init)
+            self.feature_centers_ = _member_means(f, labels, k)
+        else:
+            km = self._make_kmeans(k, seed, self.n_init).fit(f)
+            self.feature_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
+            labels, _ = nearest_centers(f, self.feature_centers_)
+        if f is z and self.clustering == "kmeans":
+            self.cluster_centers_ = self.feature_centers_
+        else:
+            self.cluster_centers_ = _member_means(z, labels, k)
+        self.labels_ = labels.astype(np.int64)
+        dist = np.linalg.norm(z - self.cluster_centers_[self.labels_], axis=1)
         self.inertia_ = float((dist.astype(np.float64) ** 2).sum())
+
+    def _labels_of(self, X: np.ndarray, z: np.ndarray) -> np.ndarray:
+        f = self._features(X, z)
+        if self.clustering == "spectral":
+            from .graph_clustering import neighbour_vote
+
+            if not hasattr(self, "features_"):
+                raise ModelFormatError("This model was saved without its training features, "
+                                       "which spectral clustering needs to label new series.")
+            return neighbour_vote(self.features_, self.labels_, f, self.n_neighbors,
+                                  len(self.cluster_centers_))
+        return nearest_centers(f, self.feature_centers_)[0]
 
     def _make_kmeans(self, k: int, seed: int, n_init: int):
         if self.algorithm == "webscale":
@@ -429,12 +517,15 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Cluster, distance to that cluster's center, and embedding of each series.
 
         The names follow SageMaker's built-in K-Means (``closest_cluster``,
-        ``distance_to_cluster``); the distance is Euclidean in the embedding space.
+        ``distance_to_cluster``); the distance is Euclidean in the embedding space, to the
+        center of the cluster the series was given.
         """
         if is_streamed(X):
             return streaming.assign(self, X, progress=self.verbose >= 1)
         z = self.transform(X)
-        labels, dist = nearest_centers(z, self.cluster_centers_)
+        X = as_dataset(X)
+        labels = self._labels_of(X, z)
+        dist = np.linalg.norm(z - self.cluster_centers_[labels], axis=1).astype(np.float32)
         return Assignment(labels, dist, z)
 
     def score(self, X, y=None) -> float:
@@ -467,9 +558,15 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "cluster_centers_")
         tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
         tensors["cluster_centers"] = self.cluster_centers_
+        tensors["feature_centers"] = self.feature_centers_
+        if getattr(self, "kernel_view_", None) is not None:
+            tensors.update(self.kernel_view_.to_tensors("kernel_view"))
+        if include_embeddings or self.clustering == "spectral":
+            # Spectral clustering labels new series by their training neighbours.
+            tensors["features"] = self.features_
+            tensors["labels"] = self.labels_
         if include_embeddings:
             tensors["embeddings"] = self.embeddings_
-            tensors["labels"] = self.labels_
         return write_bundle(path, _KIND, self._meta(), tensors)
 
     def _meta(self) -> dict:
@@ -506,9 +603,25 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if "cluster_centers" not in tensors:
             raise ModelFormatError(f"{path}: the weights hold no cluster centers.")
         model.cluster_centers_ = tensors["cluster_centers"].numpy()
+        model.feature_centers_ = (tensors["feature_centers"].numpy() if "feature_centers"
+                                  in tensors else model.cluster_centers_)
+        model.kernel_view_ = None
+        if any(key.startswith("kernel_view.") for key in tensors):
+            from .random_kernels import RandomKernelFeatures
+
+            try:
+                model.kernel_view_ = RandomKernelFeatures.from_tensors(
+                    tensors, "kernel_view", n_features=model.kernel_features)
+            except KeyError as err:
+                raise ModelFormatError(f"{path}: the random-kernel view lacks {err}.") from None
+        if "labels" in tensors:
+            model.labels_ = tensors["labels"].numpy()
+        if "features" in tensors:
+            model.features_ = tensors["features"].numpy()
         if "embeddings" in tensors:
             model.embeddings_ = tensors["embeddings"].numpy()
-            model.labels_ = tensors["labels"].numpy()
+            if not hasattr(model, "features_"):
+                model.features_ = model.embeddings_
         return model
 
     @classmethod
@@ -517,6 +630,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         try:
             params, state = dict(meta["params"]), meta["state"]
+            # Files written before the random-kernel view and spectral clustering existed
+            # hold K-Means models on the embedding alone.
+            params.setdefault("kernel_features", 0)
+            params.setdefault("clustering", "kmeans")
             known = cls._get_param_names()
             unknown = set(params) - set(known)
             if unknown:
@@ -545,67 +662,6 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         model.encoder_.eval()
         return model
 
-    # -------------------------------------------------------------- checkpoints
-
-    def _checkpoints(self) -> list[Path]:
-        root = Path(self.checkpoint_dir)
-        if not root.is_dir():
-            return []
-        return sorted(p for p in root.glob("epoch-*") if p.is_dir())
-
-    def _save_checkpoint(self, optimizer, rngs, X, epoch: int) -> None:
-        opt = optimizer.state_dict()
-        tensors = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
-        for pid, st in opt["state"].items():
-            for key, value in st.items():
-                tensors[f"optimizer.{pid}.{key}"] = value
-        meta = self._meta()
-        meta["checkpoint"] = {
-            "epoch": epoch,
-            "param_groups": opt["param_groups"],
-            "rngs": {name: rng.bit_generator.state for name, rng in rngs.items()},
-            "data": _fingerprint(X),
-        }
-        write_bundle(Path(self.checkpoint_dir) / f"epoch-{epoch:06d}", _CHECKPOINT_KIND, meta,
-                     tensors)
-        for old in self._checkpoints()[:-2]:  # keep the newest two
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
-
-    def _resume(self, optimizer, rngs, X) -> int | None:
-        found = self._checkpoints()
-        if not found:
-            return None
-        latest = found[-1]
-        meta, tensors = read_bundle(latest, _CHECKPOINT_KIND)
-        ck = meta.get("checkpoint", {})
-        if ck.get("data") != _fingerprint(X):
-            raise ValueError(
-                f"The checkpoint in {latest} was written while training on other data. "
-                "Empty checkpoint_dir (or choose another) to start a new training.")
-        saved = meta["params"]
-        for name in ("blocks", "filters", "kernel_size", "reduced_size", "output_size"):
-            if saved.get(name) != getattr(self, name):
-                raise ValueError(f"The checkpoint in {latest} has {name}={saved.get(name)!r} "
-                                 f"but this model has {getattr(self, name)!r}.")
-        restored = self._from_meta(meta, tensors, latest)
-        self.encoder_.load_state_dict(restored.encoder_.state_dict())
-        self.scaler_, self.history_ = restored.scaler_, restored.history_
-        self.n_steps_ = restored.n_steps_
-        state = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, pid, name = key.split(".", 2)
-                state.setdefault(int(pid), {})[name] = value
-        optimizer.load_state_dict({"state": state, "param_groups": ck["param_groups"]})
-        for name, rng in rngs.items():
-            if name in ck["rngs"]:
-                rng.bit_generator.state = ck["rngs"][name]
-        if self.verbose:
-            print(f"Resuming from {latest} (epoch {ck['epoch']}).", flush=True)
-        return int(ck["epoch"])
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
@@ -616,10 +672,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 class _EpochScorer:
     """Per-epoch silhouette scores and validation loss, on fixed samples of the data."""
 
-    def __init__(self, model: CNNKMeans, X, Xv, lengths, seed):
+    def __init__(self, model: CNNKMeans, X, Xv, lengths, seed, enabled: bool = True):
         self.model, self.seed = model, seed
         rng = np.random.default_rng([seed, 1])
-        size = model.score_sample_size
+        size = model.score_sample_size if enabled else 0
 
         def sample(data):
             if data is None or size == 0:
@@ -693,17 +749,18 @@ class _Callback:
             fn(model)
 
 
+def _member_means(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each cluster's rows (a cluster without members gets the overall mean)."""
+    centers = np.tile(z.mean(axis=0), (k, 1)).astype(np.float64)
+    for c in range(k):
+        members = labels == c
+        if members.any():
+            centers[c] = z[members].mean(axis=0)
+    return centers.astype(np.float32)
+
+
 def _empty_history():
     import pandas as pd
 
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "epoch" else "float64")
                          for c in _HISTORY_COLUMNS})
-
-
-def _fingerprint(X: np.ndarray) -> str:
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(X.shape).encode())
-    h.update(np.ascontiguousarray(X).tobytes())
-    return h.hexdigest()

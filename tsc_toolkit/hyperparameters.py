@@ -78,7 +78,8 @@ _SPECS: dict[str, _Spec] = {
     "negative-samples": _Spec("negative_samples", _int, _positive, "an integer >= 1", True),
     "lr": _Spec("lr", float, lambda v: 0 < v < float("inf"), "a number > 0", True),
     "batch-size": _Spec("batch_size", _int, _positive, "an integer >= 1", True),
-    "epochs": _Spec("epochs", _int, lambda v: v >= 0, "an integer >= 0", True),
+    "epochs": _Spec("epochs", _optional_int, lambda v: v is None or v >= 0,
+                    "an integer >= 0 or 'none'", True),
     # The toolkit's own.
     "random-state": _Spec("random_state", _optional_int, lambda v: v is None or v >= 0,
                           "an integer >= 0 or 'none'"),
@@ -93,6 +94,10 @@ _SPECS: dict[str, _Spec] = {
     "score-sample-size": _Spec("score_sample_size", _int, lambda v: v >= 0,
                                "an integer >= 0"),
     "n-init": _Spec("n_init", _int, _positive, "an integer >= 1"),
+    "kernel-features": _Spec("kernel_features", _int, lambda v: v >= 0, "an integer >= 0"),
+    "clustering": _Spec("clustering", str.strip, lambda v: v in ("spectral", "kmeans"),
+                        "'spectral' or 'kmeans'"),
+    "n-neighbors": _Spec("n_neighbors", _int, _positive, "an integer >= 1"),
     "device": _Spec("device", str.strip, lambda v: bool(v), "'auto', 'cpu', 'cuda' or 'mps'"),
     "verbose": _Spec("verbose", _int, lambda v: v >= 0, "an integer >= 0"),
     "channels": _Spec("channels", _int, _positive, "an integer >= 1"),
@@ -109,11 +114,17 @@ METRIC_DEFINITIONS = [
 ] + [{"Name": "epoch", "Regex": r"^epoch: ([0-9]+) "}]
 
 
-def parse_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
+#: fg-research's defaults where the estimator's differ: the command line and the SageMaker
+#: entry point keep fg-research's behaviour (100 epochs) when ``epochs`` is not given.
+FG_DEFAULTS = {"epochs": 100}
+
+
+def parse_hyperparameters(values: dict[str, Any], fg_defaults: bool = False) -> dict[str, Any]:
     """Turn ``{"kernel-size": "3", ...}`` into ``{"kernel_size": 3, ...}``, checking each.
 
     Keys may use fg-research's kebab-case names or the snake_case keywords; values may be
-    strings (as SageMaker sends them) or already typed.
+    strings (as SageMaker sends them) or already typed. With ``fg_defaults``, a missing
+    ``epochs`` becomes fg-research's 100 (:data:`FG_DEFAULTS`).
 
     Raises
     ------
@@ -139,6 +150,9 @@ def parse_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
             raise HyperparameterError(f"Hyperparameter {name} must be {spec.expected}; "
                                       f"got {raw!r}.")
         out[spec.kwarg] = value
+    if fg_defaults:
+        for kwarg, value in FG_DEFAULTS.items():
+            out.setdefault(kwarg, value)
     return out
 
 

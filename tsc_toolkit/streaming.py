@@ -53,12 +53,8 @@ CHUNK_SIZE = 4096
 SAMPLE_SIZE = 20_000
 
 
-def embed_chunks(model, source, *, chunk_size: int = CHUNK_SIZE, progress: bool = False,
-                 **open_options) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(ids, embeddings)`` of each chunk of ``source``, in the source's order.
-
-    The embeddings are those of ``model.transform`` (normalised as the model normalises).
-    """
+def _chunks(model, source, chunk_size: int, progress: bool, open_options: dict):
+    """The chunks of ``source``, with a tqdm bar over the series when asked."""
     source = open_series(source, **_open_defaults(model, open_options))
     bar = None
     if progress:
@@ -67,13 +63,22 @@ def embed_chunks(model, source, *, chunk_size: int = CHUNK_SIZE, progress: bool 
         bar = tqdm(total=source.n_series, desc="embedding", unit="series", smoothing=0.1)
     try:
         for chunk in source.chunks(chunk_size):
-            z = model.transform(chunk.X)
+            yield chunk
             if bar is not None:
-                bar.update(len(z))
-            yield chunk.ids, z
+                bar.update(len(chunk.ids))
     finally:
         if bar is not None:
             bar.close()
+
+
+def embed_chunks(model, source, *, chunk_size: int = CHUNK_SIZE, progress: bool = False,
+                 **open_options) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(ids, embeddings)`` of each chunk of ``source``, in the source's order.
+
+    The embeddings are those of ``model.transform`` (normalised as the model normalises).
+    """
+    for chunk in _chunks(model, source, chunk_size, progress, open_options):
+        yield chunk.ids, model.transform(chunk.X)
 
 
 def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open_options):
@@ -82,14 +87,16 @@ def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open
     writer = open_writer(output, kind) if output is not None else None
     parts: list[tuple] = []
     try:
-        for ids, z in embed_chunks(model, source, chunk_size=chunk_size, progress=progress,
-                                   **open_options):
-            labels, dist = (nearest_centers(z, model.cluster_centers_) if kind != "transform"
-                            else (None, None))
-            if writer is not None:
-                writer.write(ids, labels, dist, z)
+        for chunk in _chunks(model, source, chunk_size, progress, open_options):
+            # the model labels each series on its own, so a chunk gets what the whole would
+            if kind == "transform":
+                result = (None, None, model.transform(chunk.X))
             else:
-                parts.append((labels, dist, z))
+                result = tuple(model.assign(chunk.X))
+            if writer is not None:
+                writer.write(chunk.ids, *result)
+            else:
+                parts.append(result)
     finally:
         if writer is not None:
             writer.close()
@@ -99,9 +106,7 @@ def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open
         raise ValueError("The source holds no series.")
     if kind == "transform":
         return np.concatenate([p[2] for p in parts])
-    result = Assignment(np.concatenate([p[0] for p in parts]),
-                        np.concatenate([p[1] for p in parts]),
-                        np.concatenate([p[2] for p in parts]))
+    result = Assignment(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
     return result.closest_cluster if kind == "predict" else result
 
 
@@ -171,13 +176,17 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, clustering: str = "aut
     clustering : {"auto", "sample", "webscale"}, default="auto"
         ``"sample"``: the centers are K-Means on the drawn series' embeddings (what
         ``model.fit`` computes); stream :func:`predict` afterwards to label every series.
-        ``"webscale"``: every series is embedded (streamed into ``embeddings``, a ``.npy``)
-        and :class:`~tsc_toolkit.kmeans.WebScaleKMeans` clusters that file from disk; its
-        centers become ``cluster_centers_``. ``"auto"``: ``"webscale"`` when the source holds
-        more series than ``sample_size`` (or does not say), else ``"sample"``.
+        ``"webscale"`` (``CNNKMeans(clustering="kmeans")`` only): what the model clusters
+        (the embedding, beside its random-kernel view when it has one) is streamed for every
+        series into ``embeddings``, a ``.npy``, and
+        :class:`~tsc_toolkit.kmeans.WebScaleKMeans` clusters that file from disk; its centers
+        become ``feature_centers_`` (``cluster_centers_``: the members' mean embeddings).
+        ``"auto"``: ``"webscale"`` when the model clusters with K-Means and the source holds
+        more series than ``sample_size`` (or does not say), else ``"sample"`` (spectral
+        clustering labels new series by their neighbours in the sample).
     embeddings : path, optional
-        Where ``"webscale"`` keeps the embeddings of every series (a temporary file, removed
-        at the end, by default).
+        Where ``"webscale"`` keeps the clustered features of every series (a temporary file,
+        removed at the end, by default).
     X_valid, callbacks
         As for :meth:`CNNKMeans.fit`.
     chunk_size, progress, **open_options
@@ -195,29 +204,57 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, clustering: str = "aut
     if clustering not in ("auto", "sample", "webscale"):
         raise ValueError(f"clustering must be 'auto', 'sample' or 'webscale', got "
                          f"{clustering!r}.")
+    graph = getattr(model, "clustering", "kmeans") == "spectral"
+    if clustering == "webscale" and graph:
+        raise ValueError("clustering='webscale' needs CNNKMeans(clustering='kmeans'): spectral "
+                         "clustering labels new series by their neighbours in the sample.")
     source = open_series(source, **_open_defaults(model, open_options, fitted=False))
     drawn = source.sample(int(sample_size), random_state)
     model.fit(drawn.X, X_valid=X_valid, callbacks=callbacks)
     if clustering == "auto":
         total = source.n_series
-        clustering = "webscale" if total is None or total > len(drawn.ids) else "sample"
+        larger = total is None or total > len(drawn.ids)
+        clustering = "webscale" if larger and not graph else "sample"
     model.n_series_streamed_ = len(drawn.ids)
     if clustering == "sample":
         return model
     with tempfile.TemporaryDirectory(prefix="tsc-embeddings-") as tmp:
         path = Path(embeddings) if embeddings is not None else Path(tmp) / "embeddings.npy"
-        transform(model, source, path, chunk_size=chunk_size, progress=progress)
+        emb_path = Path(tmp) / "model-embeddings.npy"
+        with open_writer(path, "transform") as features, \
+                open_writer(emb_path, "transform") as plain:
+            for chunk in _chunks(model, source, chunk_size, progress, {}):
+                z = model.transform(chunk.X)
+                # what the model clusters: the embedding, beside its random-kernel view if any
+                features.write(chunk.ids, embeddings=model._features(chunk.X, z))
+                plain.write(chunk.ids, embeddings=z)
         from .kmeans import WebScaleKMeans
 
-        z = np.load(path, mmap_mode="r")
         seed = None if random_state is None else int(random_state)
-        km = WebScaleKMeans(k=model.clusters, random_state=seed, device=model.device).fit(z)
-        model.n_series_streamed_ = int(len(z))
-        del z
-    model.cluster_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
-    model.labels_, dist = nearest_centers(model.embeddings_, model.cluster_centers_)
+        km = WebScaleKMeans(k=model.clusters, random_state=seed, device=model.device).fit(
+            np.load(path, mmap_mode="r"))
+        model.feature_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
+        if getattr(model, "kernel_view_", None) is None:  # the features are the embeddings
+            model.cluster_centers_ = model.feature_centers_
+        else:
+            model.cluster_centers_ = _member_means(np.load(emb_path, mmap_mode="r"),
+                                                   km.labels_, model.clusters)
+        model.n_series_streamed_ = int(len(km.labels_))
+    model.labels_ = nearest_centers(model.features_, model.feature_centers_)[0]
+    dist = np.linalg.norm(model.embeddings_ - model.cluster_centers_[model.labels_], axis=1)
     model.inertia_ = float((dist.astype(np.float64) ** 2).sum())
     return model
+
+
+def _member_means(z, labels: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:
+    """Mean embedding of each cluster, read from a memmap a chunk at a time."""
+    sums = np.zeros((k, z.shape[1]), dtype=np.float64)
+    counts = np.zeros(k, dtype=np.int64)
+    for start in range(0, len(z), chunk):
+        lab = labels[start:start + chunk]
+        np.add.at(sums, lab, np.asarray(z[start:start + chunk], dtype=np.float64))
+        counts += np.bincount(lab, minlength=k)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
 
 def _open_defaults(model, options: dict, fitted: bool = True) -> dict:

@@ -241,7 +241,7 @@ def run(argv: Sequence[str]) -> None:
         hps = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
         if "checkpoint-dir" in hps:
             paths["checkpoint-dir"] = hps.pop("checkpoint-dir")
-    kwargs = parse_hyperparameters(hps)
+    kwargs = parse_hyperparameters(hps, fg_defaults=True)
     channels = kwargs.pop("channels", 1)
     kwargs.setdefault("verbose", 1)
 
