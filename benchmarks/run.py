@@ -140,8 +140,12 @@ def _quality_from(paths, cfg: Config) -> Section:
     frames = [pd.read_csv(p) for p in paths]
     table = pd.concat(frames, ignore_index=True)
     info_cols = ["dataset", "series", "channels", "length", "classes"]
+    if "group" in table:
+        info_cols.insert(1, "group")
     info = table[info_cols].drop_duplicates("dataset")
-    order = [d for d in cfg.datasets if d in set(info.dataset)]
+    from .panel import PANEL
+
+    order = [d for d in (cfg.datasets or PANEL) if d in set(info.dataset)]
     info = info.set_index("dataset").loc[order].reset_index()
     runs = table.drop(columns=info_cols[1:] + ["section_seconds"])
     runs["status"] = runs.status.fillna("ok")

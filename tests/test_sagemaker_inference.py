@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tsc_toolkit.sagemaker import inference
-from tsc_toolkit.sagemaker.inference import (
+from tsc_toolkit.sagemaker.container import inference
+from tsc_toolkit.sagemaker.container.inference import (
     RequestError,
     SeriesRequest,
     input_fn,
@@ -232,7 +232,7 @@ def test_request_error_keeps_its_status_in_the_sagemaker_container(tmp_path):
         "        self.status_code, self.message, self.phrase = status_code, message, phrase\n")
     root = Path(__file__).resolve().parents[1]
     code = ("from sagemaker_inference.errors import BaseInferenceToolkitError as B\n"
-            "from tsc_toolkit.sagemaker.inference import RequestError, input_fn\n"
+            "from tsc_toolkit.sagemaker.container.inference import RequestError, input_fn\n"
             "try:\n    input_fn('1,2', 'image/png')\n"
             "except B as e:\n    print(e.status_code, e.phrase, isinstance(e, ValueError))\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}

@@ -18,8 +18,7 @@ import pytest
 from tsc_toolkit.csvio import write_csv
 from tsc_toolkit.datasets import make_series
 from tsc_toolkit.hyperparameters import METRIC_DEFINITIONS, HyperparameterError
-from tsc_toolkit.sagemaker import attach, fit
-from tsc_toolkit.sagemaker.offline import offline_aws
+from tsc_toolkit.sagemaker import attach, fit, offline_aws
 from tsc_toolkit.sagemaker.training_job import TrainingJobFailed
 
 TINY = {"clusters": 3, "blocks": 2, "filters": 16, "reduced-size": 16, "output-size": 16,
@@ -268,7 +267,7 @@ def test_csv_folder_upload(aws, series, tmp_path):
 
 def test_local_runner_runs_a_definition_without_aws(series, tmp_path):
     from tsc_toolkit.cnn_kmeans import CNNKMeans
-    from tsc_toolkit.sagemaker.local_runner import run_training_job
+    from tsc_toolkit.sagemaker.local.runner import run_training_job
 
     X, _ = series
     (tmp_path / "train").mkdir()
@@ -301,12 +300,12 @@ def test_local_runner_runs_a_definition_without_aws(series, tmp_path):
 
 
 def test_builtin_kmeans_image_runs_the_kmeans_container(tmp_path):
-    from tsc_toolkit.sagemaker import local_runner
+    from tsc_toolkit.sagemaker.local import runner as local_runner
 
     layout = local_runner._Layout(tmp_path / "opt" / "ml")
     desc = {"AlgorithmSpecification": {
         "TrainingImage": "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"},
         "HyperParameters": {"k": "3", "feature_dim": "4"}}
     argv, cwd, _, dist = local_runner._program(desc, layout, None)
-    assert argv == ["-m", "tsc_toolkit.sagemaker.kmeans_container", "train"]
+    assert argv == ["-m", "tsc_toolkit.sagemaker.container.kmeans", "train"]
     assert cwd == layout.root and dist == {}

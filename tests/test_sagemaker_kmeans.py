@@ -15,10 +15,10 @@ import pytest
 
 from tsc_toolkit.kmeans import WebScaleKMeans
 from tsc_toolkit.ndarray_file import read_ndarray_list
-from tsc_toolkit.sagemaker import kmeans_container
-from tsc_toolkit.sagemaker.inference import RequestError
-from tsc_toolkit.sagemaker.recordio import CONTENT_TYPE as RECORDIO
-from tsc_toolkit.sagemaker.recordio import numpy_to_record_bytes, read_records
+from tsc_toolkit.sagemaker.container import kmeans as kmeans_container
+from tsc_toolkit.sagemaker.container.inference import RequestError
+from tsc_toolkit.sagemaker.shared.recordio import CONTENT_TYPE as RECORDIO
+from tsc_toolkit.sagemaker.shared.recordio import numpy_to_record_bytes, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -113,7 +113,7 @@ def test_module_runs_as_the_container_command(tmp_path):
            "SM_CHANNEL_TRAIN": str(base / "input" / "data" / "train"),
            "SM_MODEL_DIR": str(tmp_path / "model"),
            "SM_OUTPUT_FAILURE": str(tmp_path / "failure")}
-    proc = subprocess.run([sys.executable, "-m", "tsc_toolkit.sagemaker.kmeans_container",
+    proc = subprocess.run([sys.executable, "-m", "tsc_toolkit.sagemaker.container.kmeans",
                            "train"], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "model" / "model_algo-1").is_file()
@@ -183,7 +183,7 @@ def test_standalone_emulator_runs_kmeans_jobs_in_process(aws_env, tmp_path):
     import boto3
 
     from tsc_toolkit.sagemaker import KMeans
-    from tsc_toolkit.sagemaker.local_serving import LocalSageMaker
+    from tsc_toolkit.sagemaker.local.serving import LocalSageMaker
 
     boto_session = boto3.Session(region_name="us-east-1")
     with LocalSageMaker(boto_session, tmp_path / "local") as emulator:
@@ -200,7 +200,7 @@ def test_standalone_emulator_runs_kmeans_jobs_in_process(aws_env, tmp_path):
 
 
 def test_quality_metrics_from_the_container_log():
-    from tsc_toolkit.sagemaker.local_serving import quality_metrics
+    from tsc_toolkit.sagemaker.local.serving import quality_metrics
 
     log = ("#quality_metric: host=algo-1, train msd <loss>=0.5\n"
            "#quality_metric: host=algo-1, test ssd <loss>=12.25\nother line\n")
@@ -213,7 +213,7 @@ def aws(tmp_path_factory):
     """moto's server on loopback with the toolkit's offline harness: training jobs (the
     built-in K-Means included) run with the local runner before CreateTrainingJob returns, and
     endpoints and transform jobs are answered by the real handlers."""
-    from tsc_toolkit.sagemaker.offline import offline_aws
+    from tsc_toolkit.sagemaker import offline_aws
 
     with offline_aws(run_jobs="sync", workdir=tmp_path_factory.mktemp("offline-jobs")) as aws:
         yield aws

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from tsc_toolkit.sagemaker.recordio import (
+from tsc_toolkit.sagemaker.shared.recordio import (
     MAGIC,
     RecordIOError,
     encode_record,

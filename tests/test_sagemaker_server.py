@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsc_toolkit.sagemaker.server import InferenceServer, load_handler
+from tsc_toolkit.sagemaker.container.server import InferenceServer, load_handler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,7 +188,7 @@ def test_cli_serve_subcommand(model_dir):
 
 def test_serves_a_builtin_kmeans_model_with_recordio(tmp_path):
     from tsc_toolkit.kmeans import WebScaleKMeans
-    from tsc_toolkit.sagemaker.recordio import numpy_to_record_bytes, read_records
+    from tsc_toolkit.sagemaker.shared.recordio import numpy_to_record_bytes, read_records
 
     km = WebScaleKMeans(k=2, device="cpu")
     km.cluster_centers_ = np.array([[0.0, 0.0], [5.0, 5.0]], dtype=np.float32)

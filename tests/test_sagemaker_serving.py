@@ -36,8 +36,8 @@ def local_model(model_dir):
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory):
     """moto's server on loopback with the toolkit's offline harness, whose endpoints and
-    transform jobs are answered by the real handlers (tsc_toolkit.sagemaker.local_serving)."""
-    from tsc_toolkit.sagemaker.offline import offline_aws
+    transform jobs are answered by the real handlers (tsc_toolkit.sagemaker.local.serving)."""
+    from tsc_toolkit.sagemaker import offline_aws
 
     with offline_aws(run_jobs="sync", workdir=tmp_path_factory.mktemp("offline-jobs")) as aws:
         yield aws
@@ -95,9 +95,9 @@ def test_package_model_layout(model_dir, tmp_path):
         reqs = tar.extractfile("code/requirements.txt").read().decode()
     assert {"config.json", "weights.safetensors", "code/inference.py",
             "code/requirements.txt", "code/tsc_toolkit/__init__.py",
-            "code/tsc_toolkit/sagemaker/inference.py", "code/tsc_toolkit/cnn_kmeans.py"} <= names
+            "code/tsc_toolkit/sagemaker/container/inference.py", "code/tsc_toolkit/cnn_kmeans.py"} <= names
     assert not any("__pycache__" in n for n in names)
-    assert "from tsc_toolkit.sagemaker.inference import" in shim and "model_fn" in shim
+    assert "from tsc_toolkit.sagemaker.container.inference import" in shim and "model_fn" in shim
     assert "safetensors" in reqs
 
 

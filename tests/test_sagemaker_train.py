@@ -12,7 +12,12 @@ import pytest
 from tsc_toolkit.cnn_kmeans import CNNKMeans
 from tsc_toolkit.csvio import write_csv
 from tsc_toolkit.datasets import make_series
-from tsc_toolkit.sagemaker.train import TrainingError, find_model, parse_arguments, read_channel
+from tsc_toolkit.sagemaker.container.train import (
+    TrainingError,
+    find_model,
+    parse_arguments,
+    read_channel,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--clusters", "3", "--blocks", "2", "--filters", "16", "--reduced-size", "16",

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fit":
             return _fit(args)
         if args.command == "serve":
-            from .sagemaker.server import serve
+            from .sagemaker.container.server import serve
 
             serve(args.model_dir, host=args.host, port=args.port)
             return 0

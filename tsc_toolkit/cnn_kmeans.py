@@ -141,6 +141,9 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Scaling fitted on the training series.
     n_channels_ : int
         Channels of the training series.
+    n_features_in_ : int
+        Values per training series as scikit-learn counts features (channels x steps of the
+        padded array); series of other lengths are still embedded.
     n_steps_ : int
         Optimisation steps taken in all.
     kernel_view_ : RandomKernelFeatures or None
@@ -249,6 +252,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             return streaming.fit(self, X, X_valid=X_valid, callbacks=callbacks)
         self._validate_params()
         X = as_dataset(X)
+        self.n_features_in_ = int(X.shape[1] * X.shape[2])  # values per series (channels x steps)
         Xv = None if X_valid is None else as_dataset(X_valid, name="X_valid")
         if Xv is not None and Xv.shape[1] != X.shape[1]:
             raise TimeSeriesValueError(
@@ -403,7 +407,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _fit_centers(self, k: int, seed: int) -> None:
         z, f = self.embeddings_, self.features_
         if k > len(z):
-            raise ValueError(f"clusters={k} is more than the {len(z)} training series.")
+            raise ValueError(f"clusters={k} is more than the {len(z)} training series "
+                             f"(n_samples={len(z)}).")
         if self.clustering == "spectral":
             from .graph_clustering import spectral_labels
 
@@ -667,6 +672,24 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+    def __getstate__(self):
+        # The encoder's weight-norm parametrizations do not pickle (torch allows only their
+        # state_dict): keep the weights, and rebuild the encoder around them on unpickling.
+        state = dict(super().__getstate__())  # a copy: the base may give __dict__ itself
+        encoder = state.pop("encoder_", None)
+        if encoder is not None:
+            state["_encoder_weights"] = {k: v.detach().cpu()
+                                         for k, v in encoder.state_dict().items()}
+        return state
+
+    def __setstate__(self, state):
+        weights = state.pop("_encoder_weights", None)
+        super().__setstate__(state)
+        if weights is not None:
+            self.encoder_ = self._build_encoder(0)
+            self.encoder_.load_state_dict(weights, strict=True)
+            self.encoder_.eval()
 
 
 class _EpochScorer:

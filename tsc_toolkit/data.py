@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "TimeSeriesValueError",
+    "NonNumericValueError",
     "as_dataset",
     "from_long_frame",
     "check_dataset",
@@ -38,6 +39,10 @@ _LONG_ID = ("series_id", "series", "id", "unique_id")
 _LONG_TIME = ("time", "timestamp", "t", "step", "ds")
 _LONG_VALUE = ("value", "y", "values")
 _LONG_CHANNEL = ("channel", "dim", "dimension", "variable")
+
+
+class NonNumericValueError(TimeSeriesValueError, TypeError):
+    """A value that is not a number; also a TypeError, as NumPy raises for one."""
 
 
 def as_dataset(obj: Any, *, min_observed: int = 2, name: str = "X") -> np.ndarray:
@@ -98,12 +103,22 @@ def _convert(obj: Any, name: str) -> np.ndarray:
         return _numeric_2d(obj.to_numpy(), name, frame=obj)[:, None, :]
     if pd is not None and isinstance(obj, pd.Series):
         obj = obj.to_numpy()
+    if _is_sparse(obj):
+        raise TimeSeriesValueError(
+            f"Sparse input is not supported: {name} is a sparse {type(obj).__name__}; time "
+            "series are dense arrays (NaN marks a missing value), so pass X.toarray().")
+    if not isinstance(obj, (np.ndarray, list, tuple)) and hasattr(obj, "__array__"):
+        obj = np.asarray(obj)  # array-likes (xarray, dask, ...) as the array they stand for
 
     if isinstance(obj, np.ndarray) and obj.dtype != object:
         arr = _to_float(obj, name)
         if arr.ndim == 1:
             return arr[None, None, :]
         if arr.ndim == 2:
+            if arr.shape[1] == 0:
+                raise TimeSeriesValueError(
+                    f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 "
+                    f"is required: the series of {name} have no time step.")
             return arr[:, None, :]
         if arr.ndim == 3:
             return arr
@@ -157,21 +172,40 @@ def _ragged(items: Sequence[Any], name: str) -> np.ndarray:
 def _to_float(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype.kind in "fiub":
         return np.asarray(arr, dtype=np.float32)
+    if arr.dtype.kind == "c":
+        raise _complex_error(name)
     out = np.empty(arr.shape, dtype=np.float32)
     flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
     for k, v in enumerate(flat_in):
         if v is None:
             flat_out[k] = np.nan
             continue
+        if isinstance(v, (complex, np.complexfloating)):
+            raise _complex_error(name)
         try:
             flat_out[k] = float(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as err:
             where = np.unravel_index(k, arr.shape)
-            raise TimeSeriesValueError(
-                f"{name} holds a non-numeric value {v!r} at index {tuple(int(w) for w in where)}. "
-                "Use NaN (or an empty cell in a CSV) for missing values."
+            raise NonNumericValueError(
+                f"{name} holds a non-numeric value {v!r} at index {tuple(int(w) for w in where)} "
+                f"({err}). Use NaN (or an empty cell in a CSV) for missing values."
             ) from None
     return out
+
+
+def _complex_error(name: str) -> TimeSeriesValueError:
+    # NumPy would keep the real part with only a ComplexWarning; a series is real-valued.
+    return TimeSeriesValueError(
+        f"Complex data not supported: {name} holds complex numbers, but a time series here is "
+        "real-valued. Pass X.real, np.abs(X) or the two as channels if that is what you mean.")
+
+
+def _is_sparse(obj: Any) -> bool:
+    try:
+        import scipy.sparse
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        return False
+    return scipy.sparse.issparse(obj)
 
 
 def _numeric_2d(values: np.ndarray, name: str, frame=None) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["HyperparameterError", "HYPERPARAMETERS", "METRIC_DEFINITIONS",
-           "parse_hyperparameters", "to_hyperparameters"]
+           "ARCHITECTURE_PARAMS", "parse_hyperparameters", "to_hyperparameters"]
 
 
 class HyperparameterError(ValueError):
@@ -106,6 +106,9 @@ _SPECS: dict[str, _Spec] = {
 #: kebab-case name -> CNNKMeans keyword (``channels`` is read by the CSV reader, not the model).
 HYPERPARAMETERS = {name: spec.kwarg for name, spec in _SPECS.items()}
 _BY_KWARG = {spec.kwarg: name for name, spec in _SPECS.items()}
+
+#: Settings that fix the encoder's shape; a model that continues training keeps its own.
+ARCHITECTURE_PARAMS = ("blocks", "filters", "kernel_size", "reduced_size", "output_size")
 
 #: SageMaker metric definitions for the per-epoch lines printed by ``CNNKMeans(verbose=1)``.
 METRIC_DEFINITIONS = [

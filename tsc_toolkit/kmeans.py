@@ -34,6 +34,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # scikit-learn 1.5
+    def _validate_data(estimator, X, **kwargs):
+        return estimator._validate_data(X, **kwargs)
+
 from .ndarray_file import read_ndarray_list, write_ndarray_list
 
 __all__ = ["WebScaleKMeans", "ClusterAssignment"]
@@ -80,7 +86,8 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     eval_metrics : sequence of {"msd", "ssd"}, default=("msd",)
         Metrics :meth:`evaluate` reports.
     mini_batch_size : int, default=5000
-        Points per mini-batch when ``fit`` is given an array.
+        Points per mini-batch when ``fit`` is given an array; a smaller data set is one
+        mini-batch, and then ``k * center_factor`` is capped at its number of points.
     random_state : int, RandomState or None, default=None
     device : str, default="auto"
         "auto" (CUDA when available, else CPU) or a torch device.
@@ -156,7 +163,11 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         self._check_metrics()
         self._reset()
+        X = self._validated(X, reset=True)
         is_array = _is_array(X)
+        if is_array and np.ndim(X) == 2 and len(X) < self.k:
+            raise ValueError(f"n_samples={len(X)} should be >= k={self.k}.")
+        self._whole_data_in_batch = is_array and len(X) <= self.mini_batch_size
         if not is_array and self.epochs > 1 and iter(X) is X:
             raise ValueError("epochs > 1 needs data that can be read more than once: pass an "
                              "array or a list of mini-batches, not a generator.")
@@ -174,11 +185,12 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def partial_fit(self, X, y=None):
         """Update the model with one mini-batch, then shrink the centers to ``k`` again."""
-        if not hasattr(self, "_centers"):
+        first = not hasattr(self, "_centers")
+        if first:
             self._validate_params()
             self._check_metrics()
             self._reset()
-        self._update(self._as_batch(X))
+        self._update(self._as_batch(self._validated(X, reset=first)))
         self._shrink()
         return self
 
@@ -188,7 +200,29 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 delattr(self, name)
         self._device = _resolve(self.device)
         self._rng = check_random_state(self.random_state)
+        self._whole_data_in_batch = False
         self.n_points_seen_ = 0
+
+    def _validated(self, X, *, reset: bool):
+        """``X`` checked as scikit-learn checks input, where it is data in memory.
+
+        Dense in-memory data (an array, a list of rows, anything with ``__array__``) goes
+        through scikit-learn's ``validate_data``: 2-D, finite, real numbers, at least one
+        point and one feature, and at ``predict`` the number of features seen by ``fit``.
+        Sparse input is refused (the centers are dense). A memory-mapped array and an
+        iterable of mini-batches are read a batch at a time, and each batch is checked.
+        """
+        if _is_sparse(X):
+            raise TypeError("WebScaleKMeans does not take sparse input (its centers are "
+                            "dense): pass X.toarray(), or a memory-mapped dense array for "
+                            "data larger than memory.")
+        if isinstance(X, np.memmap):
+            return X
+        if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) >= 2:
+            return X  # a list of mini-batches
+        if isinstance(X, (np.ndarray, list, tuple)) or hasattr(X, "__array__"):
+            return _validate_data(self, X, reset=reset, dtype=np.float32)
+        return X
 
     def _check_metrics(self) -> None:
         bad = [m for m in self.eval_metrics if m not in ("msd", "ssd")]
@@ -238,8 +272,11 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _initial_centers(self, batch: torch.Tensor) -> torch.Tensor:
         n = len(batch)
-        if self.center_factor == "auto":
-            factor = max(1, min(AUTO_CENTER_FACTOR, n // self.k))
+        if self.center_factor == "auto" or self._whole_data_in_batch:
+            # A data set smaller than k * center_factor (it fits in one mini-batch): as many
+            # centers as there are points, k at least.
+            wanted = AUTO_CENTER_FACTOR if self.center_factor == "auto" else self.center_factor
+            factor = max(1, min(wanted, n // self.k))
         else:
             factor = self.center_factor
         count = self.k * factor
@@ -279,7 +316,7 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def assign(self, X) -> ClusterAssignment:
         """Closest cluster and Euclidean distance to its center, for each point of ``X``."""
         check_is_fitted(self, "cluster_centers_")
-        labels, dist = self._assign_stream(X)
+        labels, dist = self._assign_stream(self._validated(X, reset=False))
         return ClusterAssignment(labels, dist)
 
     def predict(self, X) -> np.ndarray:
@@ -289,6 +326,7 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Euclidean distance of each point to every center, shape (n_samples, k)."""
         check_is_fitted(self, "cluster_centers_")
+        X = self._validated(X, reset=False)
         centers = self._centers_tensor()
         out = []
         for batch in _array_batches(X, 65536):
@@ -409,6 +447,14 @@ def _resolve(device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _is_sparse(X) -> bool:
+    try:
+        import scipy.sparse
+    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+        return False
+    return scipy.sparse.issparse(X)
 
 
 def _is_array(X) -> bool:

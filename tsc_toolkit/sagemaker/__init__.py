@@ -1,7 +1,18 @@
 """SageMaker training and serving for CNN-KMeans, and the built-in K-Means estimator API.
 
-Everything here is imported on first use, so ``import tsc_toolkit.sagemaker`` stays cheap and
-works without boto3 or the SageMaker SDK (install the ``sagemaker`` extra for launching jobs).
+Laid out by where the code runs:
+
+* this folder: the notebook client (``training_job``: :func:`fit`, :func:`attach`;
+  ``deploy``: :func:`deploy`, :func:`batch_predict`; ``builtin_kmeans``: :class:`KMeans`),
+  plus ``train``, the fixed name of the training entry point;
+* ``container/``: what runs inside SageMaker's containers (training entry point, request
+  handlers, the built-in K-Means stand-in, the HTTP endpoint);
+* ``local/``: SageMaker on this machine (:func:`offline_aws`, the job runner, serving);
+* ``shared/``: formats and names both sides use (recordIO-protobuf, S3 URIs).
+
+The client never imports ``local/``. Everything here is imported on first use, so
+``import tsc_toolkit.sagemaker`` stays cheap and works without boto3 or the SageMaker SDK
+(install the ``sagemaker`` extra for launching jobs).
 """
 
 from importlib import import_module
@@ -11,11 +22,11 @@ _LAZY = {
     "fit": "tsc_toolkit.sagemaker.training_job",
     "attach": "tsc_toolkit.sagemaker.training_job",
     "SageMakerJob": "tsc_toolkit.sagemaker.training_job",
-    "run_training_job": "tsc_toolkit.sagemaker.local_runner",
-    "LocalRun": "tsc_toolkit.sagemaker.local_runner",
-    "offline_aws": "tsc_toolkit.sagemaker.offline",
-    "start_offline_aws": "tsc_toolkit.sagemaker.offline",
-    "OfflineAWS": "tsc_toolkit.sagemaker.offline",
+    "run_training_job": "tsc_toolkit.sagemaker.local.runner",
+    "LocalRun": "tsc_toolkit.sagemaker.local.runner",
+    "offline_aws": "tsc_toolkit.sagemaker.local.offline",
+    "start_offline_aws": "tsc_toolkit.sagemaker.local.offline",
+    "OfflineAWS": "tsc_toolkit.sagemaker.local.offline",
     # serving and the built-in K-Means
     "deploy": "tsc_toolkit.sagemaker.deploy",
     "batch_predict": "tsc_toolkit.sagemaker.deploy",
@@ -25,7 +36,7 @@ _LAZY = {
     "KMeansModel": "tsc_toolkit.sagemaker.builtin_kmeans",
     "KMeansPredictor": "tsc_toolkit.sagemaker.builtin_kmeans",
     "RecordSet": "tsc_toolkit.sagemaker.builtin_kmeans",
-    "LocalSageMaker": "tsc_toolkit.sagemaker.local_serving",
+    "LocalSageMaker": "tsc_toolkit.sagemaker.local.serving",
 }
 
 __all__ = sorted(_LAZY)

@@ -15,7 +15,7 @@ A batch transform over every file of an S3 prefix (fg-style CSV, one series per 
 
 The model archive is repacked the way SageMaker's PyTorch inference container expects it:
 the model files at the root, ``code/inference.py`` (which re-exports
-:mod:`tsc_toolkit.sagemaker.inference`), ``code/requirements.txt`` and a copy of the toolkit's
+:mod:`tsc_toolkit.sagemaker.container.inference`), ``code/requirements.txt`` and a copy of the toolkit's
 Python sources in ``code/tsc_toolkit`` (the container puts ``code/`` on ``sys.path``), so the
 stock PyTorch inference image serves it. Everything goes through boto3 calls
 (``CreateModel``, ``CreateEndpointConfig``, ``CreateEndpoint``, ``CreateTransformJob``); the image
@@ -41,9 +41,7 @@ import numpy as np
 
 from ..archives import extract_tar
 from ..resources import source_files
-
-# Also adds endpoint and transform emulation to the offline harness when one runs.
-from .local_serving import split_s3_uri  # importing it also registers the offline emulation
+from .shared.aws import split_s3_uri
 
 __all__ = ["deploy", "batch_predict", "create_model", "package_model", "Predictor",
            "Transformer", "TransformResult", "EndpointError", "JobFailedError"]
@@ -55,7 +53,7 @@ _REQUIREMENTS = ["scikit-learn>=1.5", "scipy>=1.10", "pandas>=2.0", "safetensors
                  "tqdm>=4.66"]
 _SHIM = '''"""SageMaker PyTorch inference entry point: tsc_toolkit's CNN-KMeans handlers."""
 
-from tsc_toolkit.sagemaker.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401
+from tsc_toolkit.sagemaker.container.inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401
 '''
 _REQUEST_BYTES = 5 * 1024 * 1024  # below the endpoints' 6 MB limit
 

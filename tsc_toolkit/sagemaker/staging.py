@@ -42,7 +42,7 @@ def upload_series(source, s3_prefix: str, *, parts: int, boto_session=None,
     """
     from ..csvio import write_csv
     from ..sources import open_series
-    from .local_serving import split_s3_uri
+    from .shared.aws import split_s3_uri
 
     source = open_series(source, **open_options)
     total = source.n_series

@@ -9,7 +9,7 @@ in the packaged source). It returns a :class:`SageMakerJob` handle: ``status``,
 ``elapsed_seconds``, ``billable_seconds``, ``failure_reason``, ``metrics()``,
 ``logs(tail=50)``, ``wait()``, ``stop()``, ``model()``, ``model_data``.
 
-Offline: inside :func:`tsc_toolkit.sagemaker.offline.offline_aws` (or with ``session=`` an
+Offline: inside :func:`tsc_toolkit.sagemaker.offline_aws` (or with ``session=`` an
 ``OfflineAWS``), the same call creates the job in moto and the local runner runs it on this
 machine, so a notebook can try a job before paying for an instance.
 
@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ..archives import extract_tar
-from .local_runner import split_s3_uri
+from .shared import sessions
+from .shared.aws import TRAINING_LOG_GROUP, split_s3_uri
 
 __all__ = ["fit", "attach", "SageMakerJob", "TrainingJobFailed", "gpus_per_instance",
            "training_image", "PYTORCH_VERSION", "PY_VERSION", "ENTRY_SCRIPT"]
@@ -44,7 +45,7 @@ PYTORCH_VERSION = "2.8.0"
 PY_VERSION = "py312"
 #: Name of the entry script written next to the packaged ``tsc_toolkit`` source.
 ENTRY_SCRIPT = "tsc_train.py"
-# pyarrow: a training channel may hold Parquet or Arrow files (sagemaker.train.read_channel)
+# pyarrow: a training channel may hold Parquet or Arrow files (sagemaker.container.train.read_channel)
 _REQUIREMENTS = "scikit-learn>=1.5\nsafetensors>=0.4\npyarrow>=14\n"
 _ENTRY_TEXT = ("import sys\n\nfrom tsc_toolkit.sagemaker.train import main\n\n"
                "if __name__ == \"__main__\":\n    sys.exit(main())\n")
@@ -88,13 +89,15 @@ def training_image(instance_type: str, region: str, *, version: str = PYTORCH_VE
 # ---------------------------------------------------------------------- sessions
 
 def _resolve_session(session):
-    """(sagemaker v3 Session, boto3 Session, OfflineAWS or None) from what the user gave."""
-    from .offline import OfflineAWS
+    """(sagemaker v3 Session, boto3 Session, offline bundle or None) from what the user gave.
 
+    The offline bundle is a running ``offline_aws()`` (found through
+    :mod:`.shared.sessions`, so that this module never imports the emulation).
+    """
     offline = None
-    if session is None and OfflineAWS._running:
-        session = OfflineAWS._running[-1]
-    if isinstance(session, OfflineAWS):
+    if session is None:
+        session = sessions.current()
+    if session is not None and sessions.is_bundle(session):
         offline = session
         session = offline.sagemaker_session
     if session is not None and hasattr(session, "client") and not hasattr(
@@ -209,12 +212,10 @@ class SageMakerJob:
 
     def log_events(self) -> list[dict]:
         """CloudWatch log events of the job (all hosts), oldest first."""
-        from .local_runner import LOG_GROUP
-
         logs = self.boto_session.client("logs")
         try:
             streams = []
-            kwargs = {"logGroupName": LOG_GROUP, "logStreamNamePrefix": f"{self.name}/"}
+            kwargs = {"logGroupName": TRAINING_LOG_GROUP, "logStreamNamePrefix": f"{self.name}/"}
             while True:
                 page = logs.describe_log_streams(**kwargs)
                 streams += [s["logStreamName"] for s in page.get("logStreams", [])]
@@ -227,7 +228,7 @@ class SageMakerJob:
         for stream in sorted(streams):
             token = None
             while True:
-                kwargs = {"logGroupName": LOG_GROUP, "logStreamName": stream,
+                kwargs = {"logGroupName": TRAINING_LOG_GROUP, "logStreamName": stream,
                           "startFromHead": True}
                 if token:
                     kwargs["nextToken"] = token
@@ -426,8 +427,7 @@ def _hyperparameters(hyperparameters, warm: bool) -> dict[str, str]:
         if "channels" in kwargs:
             out["channels"] = str(kwargs["channels"])
     if warm and hasattr(hyperparameters, "get_params"):
-        from ..hyperparameters import HYPERPARAMETERS
-        from .train import ARCHITECTURE_PARAMS
+        from ..hyperparameters import ARCHITECTURE_PARAMS, HYPERPARAMETERS
 
         kebab = {v: k for k, v in HYPERPARAMETERS.items()}
         for p in ARCHITECTURE_PARAMS:
@@ -493,7 +493,7 @@ def fit(X, *, role: str | None = None, instance_type: str = "ml.g5.xlarge",
     wait : bool
         Block until the job ends (raises :class:`TrainingJobFailed` if it fails).
     session : sagemaker Session, boto3 Session or OfflineAWS, optional
-        Default: the running :func:`~tsc_toolkit.sagemaker.offline.offline_aws` if any,
+        Default: the running :func:`~tsc_toolkit.sagemaker.offline_aws` if any,
         else a new SDK session.
     job_name : str, optional
         Base of the job name (SageMaker adds a timestamp); default ``tsc-cnn-kmeans``.

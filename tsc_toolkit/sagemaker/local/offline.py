@@ -11,7 +11,7 @@ gets the same hooks.
 
 How jobs run. moto records a training job and calls it ``Completed`` at once, without
 running anything. Here an ``after-call`` hook on ``CreateTrainingJob`` hands every created job
-to :func:`tsc_toolkit.sagemaker.local_runner.start_training_job`, which runs it in a
+to :func:`tsc_toolkit.sagemaker.local.runner.start_training_job`, which runs it in a
 background thread (``run_jobs="background"``, the default), before the create call returns
 (``run_jobs="sync"``), or not at all (``run_jobs=False``; run them with
 :meth:`OfflineAWS.run_job`). Whoever creates the job (this toolkit's ``fit``, a
@@ -37,13 +37,15 @@ the session makes afterwards, and :meth:`OfflineAWS.register` also adds them to 
 already made (those of ``sagemaker_session``). A ``before-call`` handler (it receives the
 serialized request as ``params``; its ``params["body"]`` holds the JSON) that returns
 ``(botocore.awsrequest.AWSResponse(url, 200, {}, None), parsed_dict)`` answers the call
-instead of moto, e.g. ``before-call.sagemaker-runtime.InvokeEndpoint``. Functions added with
-:func:`register_extension` run on every :class:`OfflineAWS` when it starts (after its own
-hooks), so a serving module can install itself once at import time.
+instead of moto, e.g. ``before-call.sagemaker-runtime.InvokeEndpoint``. Starting installs
+the serving emulation of :mod:`.serving` (endpoints and transform jobs) and announces the
+sessions in :mod:`tsc_toolkit.sagemaker.shared.sessions`, where the client finds them.
+Functions added with :func:`register_extension` run on every :class:`OfflineAWS` when it
+starts (after its own hooks).
 
 Examples
 --------
->>> from tsc_toolkit.sagemaker.offline import offline_aws
+>>> from tsc_toolkit.sagemaker import offline_aws
 >>> with offline_aws() as aws:  # doctest: +SKIP
 ...     s3 = aws.boto_session.client("s3")
 ...     s3.put_object(Bucket=aws.bucket, Key="x.csv", Body=b"1,2,3\\n")
@@ -58,6 +60,9 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from ..shared import sessions
+from . import serving
 
 __all__ = ["OfflineAWS", "offline_aws", "start_offline_aws", "register_extension",
            "DEFAULT_REGION", "DEFAULT_BUCKET", "DEFAULT_ROLE"]
@@ -180,13 +185,15 @@ class OfflineAWS:
         self.boto_session.client("s3").create_bucket(Bucket=self.bucket)
         self.sagemaker_session = self._make_sagemaker_session()
         OfflineAWS._running.append(self)
+        sessions.push(self)
+        serving.extend_offline_aws(self)  # endpoints and transform jobs
         for fn in list(_EXTENSIONS):
             fn(self)
         return self
 
     def stop(self) -> None:
         """Stop the server and any local job still running; restore the environment."""
-        from . import local_runner
+        from . import runner as local_runner
 
         for name in list(self.created_jobs):
             run = local_runner.get_run(name)
@@ -196,6 +203,7 @@ class OfflineAWS:
                     run.wait(30)
         if self in OfflineAWS._running:
             OfflineAWS._running.remove(self)
+        sessions.remove(self)
         try:
             import boto3
 
@@ -296,7 +304,7 @@ class OfflineAWS:
 
     def run_job(self, job_name: str, *, wait: bool = True, processes_per_host: int | None = None):
         """Run a created training job with the local runner; returns its ``LocalRun``."""
-        from . import local_runner
+        from . import runner as local_runner
 
         workdir = None
         if self._workdir is not None:
@@ -307,7 +315,7 @@ class OfflineAWS:
         return run.wait() if wait else run
 
     def _patch_training_job(self, parsed=None, **kwargs) -> None:
-        from . import local_runner
+        from . import runner as local_runner
 
         if not parsed or "TrainingJobName" not in parsed:
             return
@@ -351,7 +359,7 @@ class OfflineAWS:
     def _stop_training_job(self, params=None, **kwargs):
         from botocore.awsrequest import AWSResponse
 
-        from . import local_runner
+        from . import runner as local_runner
 
         name = _request_body(params).get("TrainingJobName")
         run = local_runner.get_run(name) if name else None

@@ -8,7 +8,7 @@ event handlers on a ``boto3.Session`` (no SDK internals are patched):
 - ``InvokeEndpoint`` (``before-call``): the endpoint is resolved to its endpoint config and
   model through the API, the model's ``ModelDataUrl`` is downloaded and opened, and the
   request is answered by the real handlers: the built-in K-Means image by
-  :mod:`tsc_toolkit.sagemaker.kmeans_container`, any other image by the PyTorch inference
+  :mod:`tsc_toolkit.sagemaker.container.kmeans`, any other image by the PyTorch inference
   contract (``code/<SAGEMAKER_PROGRAM>`` from the archive: ``model_fn``, ``input_fn``,
   ``predict_fn``, ``output_fn`` or ``transform_fn``). A bad request raises the runtime's
   ``ModelError`` with the container's status, as on AWS.
@@ -20,23 +20,22 @@ event handlers on a ``boto3.Session`` (no SDK internals are patched):
   input prefix>.out``; a failing object gets no ``.out`` and fails the job.
 - ``CreateTrainingJob`` (``after-call``) for the built-in ``kmeans`` image: the channels are
   copied from S3 (``S3Prefix`` or ``ManifestFile``) into an ``/opt/ml`` layout under a work
-  folder, :func:`tsc_toolkit.sagemaker.kmeans_container.train` runs, and ``model.tar.gz`` is put
+  folder, :func:`tsc_toolkit.sagemaker.container.kmeans.train` runs, and ``model.tar.gz`` is put
   at the job's ``ModelArtifacts`` key. Other images are left to
-  :mod:`tsc_toolkit.sagemaker.local_runner`.
+  :mod:`tsc_toolkit.sagemaker.local.runner`.
 
 ``Describe{Training,Transform}Job`` answers are amended (``after-call``) with the status, the
 failure reason and the final metrics of the jobs run here.
 
 Handlers apply to clients created from the session *after* :meth:`LocalSageMaker.install`
-(botocore copies a session's event handlers into each new client). Importing this module
-(which :mod:`.deploy` and :mod:`.builtin_kmeans` do) also adds this emulation to every
-:class:`tsc_toolkit.sagemaker.offline.OfflineAWS`, so ``offline_aws()`` serves endpoints and
-batch transforms too.
+(botocore copies a session's event handlers into each new client). Every
+:class:`tsc_toolkit.sagemaker.local.offline.OfflineAWS` installs this emulation when it starts
+(:func:`extend_offline_aws`), so ``offline_aws()`` serves endpoints and batch transforms too.
 
 Examples
 --------
 >>> import boto3  # doctest: +SKIP
->>> from tsc_toolkit.sagemaker.local_serving import LocalSageMaker
+>>> from tsc_toolkit.sagemaker.local.serving import LocalSageMaker
 >>> session = boto3.Session(region_name="us-east-1")  # doctest: +SKIP
 >>> emulator = LocalSageMaker(session).install()  # doctest: +SKIP
 """
@@ -62,12 +61,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..archives import extract_tar
-from .inference import RequestError
-from .local_runner import is_builtin_kmeans_image, split_s3_uri
+from ...archives import extract_tar
+from ..container import kmeans as kmeans_container
+from ..container.inference import RequestError
+from ..shared.aws import is_builtin_kmeans_image, split_s3_uri
 
-__all__ = ["LocalSageMaker", "install", "is_builtin_kmeans_image", "split_s3_uri",
-           "quality_metrics"]
+__all__ = ["LocalSageMaker", "install", "extend_offline_aws", "quality_metrics"]
 
 _TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -127,7 +126,7 @@ class LocalSageMaker:
 
         ``register(event_name, handler, unique_id=...)`` replaces
         ``boto_session.events.register`` (e.g. :meth:`OfflineAWS.register
-        <tsc_toolkit.sagemaker.offline.OfflineAWS.register>`, which also reaches clients
+        <tsc_toolkit.sagemaker.local.offline.OfflineAWS.register>`, which also reaches clients
         already made).
         """
         register = register or self.boto_session.events.register
@@ -208,8 +207,6 @@ class LocalSageMaker:
 
     def run_training_job(self, name: str, *, description: dict | None = None) -> _JobRecord:
         """Run a built-in K-Means training job recorded by the emulator; upload its model."""
-        from . import kmeans_container
-
         sm = self._client("sagemaker")
         desc = description or sm.describe_training_job(TrainingJobName=name)
         base = self.workdir / "training" / name / "opt" / "ml"
@@ -275,10 +272,8 @@ class LocalSageMaker:
         image = (parsed.get("AlgorithmSpecification") or {}).get("TrainingImage", "")
         if not is_builtin_kmeans_image(image):
             return
-        try:
-            from .local_runner import get_run
-        except ImportError:  # pragma: no cover
-            return
+        from .runner import get_run
+
         run = get_run(parsed.get("TrainingJobName", ""))
         metrics = quality_metrics(run.log_text()) if run is not None else []
         if metrics:
@@ -312,8 +307,6 @@ class LocalSageMaker:
         with tarfile.open(archive) as tar:
             extract_tar(tar, folder)
         if is_builtin_kmeans_image(image):
-            from . import kmeans_container
-
             model = kmeans_container.model_fn(folder)
             return lambda body, ctype, accept: kmeans_container.invoke(model, body, ctype, accept)
         return _PyTorchContainer(folder, env)
@@ -436,7 +429,7 @@ class LocalSageMaker:
         if split == "Line":
             records = [line + b"\n" for line in data.splitlines() if line.strip()]
         elif split == "RecordIO":
-            from .recordio import _payloads, frame
+            from ..shared.recordio import _payloads, frame
 
             records = [frame(p) for p in _payloads(data)]
         else:
@@ -514,18 +507,9 @@ def install(boto_session, workdir: str | os.PathLike | None = None, **kwargs) ->
     return LocalSageMaker(boto_session, workdir, **kwargs).install()
 
 
-def _extend_offline_aws(aws) -> None:
+def extend_offline_aws(aws) -> None:
     """Serve endpoints and transform jobs on every ``OfflineAWS`` (training jobs, the built-in
     K-Means included, are already run there by the local runner)."""
     if getattr(aws, "local_serving", None) is None:
         aws.local_serving = LocalSageMaker(aws.boto_session, run_training=False).install(
             register=aws.register)
-
-
-try:  # the offline harness, when this toolkit version has it
-    from .offline import register_extension
-except ImportError:  # pragma: no cover
-    pass
-else:
-    register_extension(_extend_offline_aws)
-

@@ -4,7 +4,7 @@ The SageMaker PyTorch inference container imports ``code/inference.py`` from the
 archive and calls :func:`model_fn` once, then :func:`input_fn`, :func:`predict_fn` and
 :func:`output_fn` for every ``POST /invocations``. :mod:`tsc_toolkit.sagemaker.deploy` ships a
 two-line ``code/inference.py`` that re-exports these functions; :mod:`.server` and
-:mod:`.local_serving` call the same functions, so a model answers the same everywhere.
+:mod:`tsc_toolkit.sagemaker.local.serving` call the same functions, so a model answers the same everywhere.
 
 Request formats (``Content-Type``)
 ----------------------------------
@@ -43,7 +43,7 @@ the limit of SageMaker real-time endpoints) are refused.
 
 Examples
 --------
->>> from tsc_toolkit.sagemaker.inference import input_fn, RequestError
+>>> from tsc_toolkit.sagemaker.container.inference import input_fn, RequestError
 >>> req = input_fn('{"instances": [[1, 2, 3], [[1, 2], [3, null, 5]]]}', "application/json")
 >>> [s.shape for s in req.series]
 [(1, 3), (2, 3)]
@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["RequestError", "SeriesRequest", "Prediction", "model_fn", "input_fn",
-           "predict_fn", "output_fn", "invoke", "max_payload_bytes", "CONTENT_TYPES",
+           "predict_fn", "output_fn", "invoke", "max_payload_bytes", "loads_json", "CONTENT_TYPES",
            "ACCEPT_TYPES"]
 
 CSV = "text/csv"
@@ -166,7 +166,7 @@ def model_fn(model_dir: str | os.PathLike):
     Nothing is unpickled: the folder holds JSON and safetensors. The torch device is
     ``TSC_TOOLKIT_DEVICE`` when set, else ``"auto"`` (the GPU when there is one).
     """
-    from ..cnn_kmeans import CNNKMeans
+    from ...cnn_kmeans import CNNKMeans
 
     return CNNKMeans.load(model_dir, device=os.environ.get(DEVICE_ENV) or "auto")
 
@@ -199,10 +199,7 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Ser
     if ctype == CSV:
         return SeriesRequest(CSV, text=text)
     if ctype == JSON:
-        try:
-            payload = json.loads(text)
-        except ValueError as err:
-            raise RequestError(f"The request body is not valid JSON: {err}.") from None
+        payload = loads_json(text, "The request body")
         instances = _instances(payload)
         series = [_instance(obj, f"instance {i}") for i, obj in enumerate(instances)]
     else:
@@ -210,10 +207,7 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Ser
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise RequestError(f"Line {lineno} is not valid JSON: {err}.") from None
+            obj = loads_json(line, f"Line {lineno}")
             series.append(_instance(obj, f"line {lineno}"))
     if not series:
         raise RequestError("The request holds no series.")
@@ -222,12 +216,12 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> Ser
 
 def predict_fn(input_object: SeriesRequest | np.ndarray, model) -> Prediction:
     """Cluster, distance to its center and embedding of every series of the request."""
-    from ..data import TimeSeriesValueError, check_dataset
+    from ...data import TimeSeriesValueError, check_dataset
 
     channels = int(model.n_channels_)
     try:
         if isinstance(input_object, SeriesRequest) and input_object.text is not None:
-            from ..csvio import parse_csv_text
+            from ...csvio import parse_csv_text
 
             X = parse_csv_text(input_object.text, channels=channels, source="the request")
         else:
@@ -249,7 +243,7 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
     """Encode predictions in the ``accept`` format (one line or object per series)."""
     fmt = _resolve_accept(accept, fallback=JSON)
     if fmt == CSV:
-        from ..csvio import format_predictions_csv
+        from ...csvio import format_predictions_csv
 
         return format_predictions_csv(prediction.closest_cluster, prediction.embedding)
     rows = [{"closest_cluster": int(c), "distance_to_cluster": float(d),
@@ -286,6 +280,22 @@ def _resolve_accept(accept: str | None, fallback: str) -> str:
 
 
 # ------------------------------------------------------------------ JSON decoding
+
+def loads_json(text: str, what: str) -> Any:
+    """``json.loads`` for a request; raises :class:`RequestError` (400) for what it refuses.
+
+    Deep nesting (``[`` x 5000) makes the decoder recurse past Python's limit; that is the
+    client's malformed input, not a server failure.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RequestError(f"{what} nests JSON arrays or objects too deeply; a request is a "
+                           "list of instances, each a list of numbers (or of such lists, one "
+                           "per channel).") from None
+    except ValueError as err:
+        raise RequestError(f"{what} is not valid JSON: {err}.") from None
+
 
 def _instances(payload: Any) -> list:
     if isinstance(payload, dict):
@@ -326,7 +336,10 @@ def _instance(obj: Any, where: str) -> np.ndarray:
             if not _is_scalar(v):
                 raise RequestError(f"{where}, channel {ch}, step {t}: {v!r} is not a number "
                                    "(use null for a missing value).")
-        rows.append(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        try:
+            rows.append(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        except OverflowError:  # an integer beyond float64's range
+            raise RequestError(f"{where}, channel {ch}: a number is too large.") from None
     length = max(len(r) for r in rows)
     out = np.full((len(rows), length), np.nan, dtype=np.float32)
     for ch, r in enumerate(rows):

@@ -1,6 +1,6 @@
 """A local stand-in for SageMaker's built-in K-Means container (image ``kmeans:1``).
 
-Training: ``python -m tsc_toolkit.sagemaker.kmeans_container train`` follows the container
+Training: ``python -m tsc_toolkit.sagemaker.container.kmeans train`` follows the container
 contract. It reads the hyperparameters from ``/opt/ml/input/config/hyperparameters.json``
 (the built-in algorithm's names: ``k``, ``feature_dim``, ``mini_batch_size``, ``epochs``,
 ``init_method``, ``extra_center_factor``, ``local_lloyd_max_iter``, ``local_lloyd_tol``,
@@ -13,7 +13,7 @@ container's quality-metric lines (``#quality_metric: host=algo-1, train msd <los
 bad input it writes the reason to ``/opt/ml/output/failure`` and exits with status 1.
 ``SAGEMAKER_BASE_DIR`` moves ``/opt/ml`` elsewhere; ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_TEST``,
 ``SM_INPUT_CONFIG_DIR``, ``SM_MODEL_DIR`` and ``SM_OUTPUT_FAILURE`` override single paths (the
-local runner of :mod:`tsc_toolkit.sagemaker.local_runner` sets them).
+local runner of :mod:`tsc_toolkit.sagemaker.local.runner` sets them).
 
 Inference: :func:`model_fn`, :func:`input_fn`, :func:`predict_fn`, :func:`output_fn` and
 :func:`invoke` answer as the built-in container does:
@@ -30,7 +30,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from tsc_toolkit.kmeans import WebScaleKMeans
->>> from tsc_toolkit.sagemaker.kmeans_container import invoke
+>>> from tsc_toolkit.sagemaker.container.kmeans import invoke
 >>> km = WebScaleKMeans(k=2, device="cpu")
 >>> km.cluster_centers_ = np.array([[0.0, 0.0], [10.0, 10.0]], dtype=np.float32)
 >>> invoke(km, "0,1\\n9,10\\n", "text/csv", "text/csv")
@@ -48,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference import RequestError, max_payload_bytes
-from .recordio import CONTENT_TYPE as RECORDIO
-from .recordio import RecordIOError, encode_record, frame, read_dense
+from ..shared.recordio import CONTENT_TYPE as RECORDIO
+from ..shared.recordio import RecordIOError, encode_record, frame, read_dense
+from .inference import RequestError, loads_json, max_payload_bytes
 
 __all__ = ["train", "main", "read_channel", "parse_hyperparameters", "model_fn", "input_fn",
            "predict_fn", "output_fn", "invoke", "KMeansContainerError"]
@@ -232,8 +232,8 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
     model_dir = Path(env.get("SM_MODEL_DIR") or base / "model")
     config_dir = Path(env.get("SM_INPUT_CONFIG_DIR") or base / "input" / "config")
     try:
-        from ..kmeans import WebScaleKMeans
-        from ..ndarray_file import write_ndarray_list
+        from ...kmeans import WebScaleKMeans
+        from ...ndarray_file import write_ndarray_list
 
         hp_file = config_dir / "hyperparameters.json"
         try:
@@ -280,17 +280,19 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tsc_toolkit.sagemaker.kmeans_container train`` (or ``serve``)."""
+    """``python -m tsc_toolkit.sagemaker.container.kmeans train`` (or ``serve``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "train"
     if command == "train":
         return train()
     if command == "serve":
-        from .server import serve
+        from .http_endpoint import HTTPEndpoint
 
         base = Path(os.environ.get("SAGEMAKER_BASE_DIR") or "/opt/ml")
-        serve(base / "model", host=os.environ.get("SAGEMAKER_BIND_TO_HOST", "127.0.0.1"),
-              port=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
+        model = model_fn(base / "model")
+        HTTPEndpoint(lambda body, ctype, accept: invoke(model, body, ctype, accept),
+                     host=os.environ.get("SAGEMAKER_BIND_TO_HOST", "127.0.0.1"),
+                     port=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))).serve_forever()
         return 0
     print(f"Unknown command {command!r}; use train or serve.", file=sys.stderr)
     return 2
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def model_fn(model_dir: str | os.PathLike):
     """The :class:`~tsc_toolkit.kmeans.WebScaleKMeans` of a ``model_algo-1``, a
     ``model.tar.gz``, or a folder holding either."""
-    from ..kmeans import WebScaleKMeans
+    from ...kmeans import WebScaleKMeans
 
     path = Path(model_dir)
     if path.is_dir():
@@ -348,22 +350,19 @@ def input_fn(request_body: str | bytes, request_content_type: str | None) -> np.
             return _parse_csv(text, "the request")
         except KMeansContainerError as err:
             raise RequestError(str(err)) from None
-    try:
-        if ctype == JSON:
-            rows = _json_rows(json.loads(text))
-        else:
-            rows = [r for line in text.splitlines() if line.strip()
-                    for r in _json_rows(json.loads(line))]
-    except ValueError as err:
-        if isinstance(err, RequestError):
-            raise
-        raise RequestError(f"The request body is not valid JSON: {err}.") from None
+    if ctype == JSON:
+        rows = _json_rows(loads_json(text, "The request body"))
+    else:
+        rows = [r for lineno, line in enumerate(text.splitlines(), start=1) if line.strip()
+                for r in _json_rows(loads_json(line, f"Line {lineno}"))]
     return _rows_array(rows)
 
 
 def _json_rows(obj) -> list:
     if isinstance(obj, dict):
         if "instances" in obj:
+            if not isinstance(obj["instances"], list):
+                raise RequestError('"instances" must be a list.')
             return [_features(i) for i in obj["instances"]]
         return [_features(obj)]
     if isinstance(obj, list):
@@ -377,7 +376,9 @@ def _features(inst) -> list:
     if isinstance(inst, dict):
         if "features" in inst:
             return inst["features"]
-        values = inst.get("data", {}).get("features", {}).get("values")
+        data = inst.get("data")
+        features = data.get("features") if isinstance(data, dict) else None
+        values = features.get("values") if isinstance(features, dict) else None
         if values is not None:
             return values
         raise RequestError('A JSON instance needs "features" (or data.features.values).')
@@ -392,8 +393,9 @@ def _rows_array(rows: list) -> np.ndarray:
         raise RequestError("Every record must be a list of numbers of the same length.")
     try:
         X = np.array(rows, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise RequestError("A record holds a value that is not a number.") from None
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError("A record holds a value that is not a number (or one too large)."
+                           ) from None
     if not np.isfinite(X).all():
         raise RequestError("A record holds NaN or infinite values.")
     return X

@@ -1,14 +1,7 @@
-"""A local model endpoint: SageMaker's container HTTP contract (``GET /ping``, ``POST /invocations``).
+"""SageMaker's container HTTP contract for one request handler: ``GET /ping``, ``POST /invocations``.
 
-``tsc-toolkit serve MODEL_DIR --port 8080`` (or :func:`serve` / :class:`InferenceServer` in
-Python) answers requests with the same handlers the SageMaker container runs
-(:mod:`tsc_toolkit.sagemaker.inference` for a CNN-KMeans model folder, and
-:mod:`tsc_toolkit.sagemaker.kmeans_container` for a built-in K-Means ``model_algo-1`` or
-``model.tar.gz``), so a model can be tried with ``curl`` before it is deployed::
-
-    curl -s localhost:8080/ping
-    curl -s -H 'Content-Type: text/csv' -H 'Accept: application/json' \\
-         --data-binary @data/test.csv localhost:8080/invocations
+:class:`HTTPEndpoint` serves any ``handler(body, content_type, accept) -> (body,
+content_type)`` on a thread; :mod:`.server` picks the handler of a model folder.
 
 Why the standard library's :class:`http.server.ThreadingHTTPServer`: it is maintained with
 CPython, adds no dependency to the toolkit, handles each connection in its own (daemon)
@@ -18,12 +11,17 @@ the internet, which is why it binds ``127.0.0.1`` unless told otherwise.
 
 Errors: a bad request gets its 4xx status and a JSON body ``{"error": ..., "status": ...}``;
 an unexpected failure gets 500 with the same shape. Either way the server keeps serving.
+A refused request's body is read and dropped before the answer goes out (up to
+:data:`DRAIN_LIMIT_BYTES`; beyond that the connection is closed after the answer), so a
+client still sending gets to read its 413 or 404 instead of a reset connection; a client
+that sends ``Expect: 100-continue`` gets the 413 before it sends the body. A connection
+that sends nothing for :data:`READ_TIMEOUT_SECONDS` is closed.
 
 Examples
 --------
->>> from tsc_toolkit.sagemaker.server import InferenceServer
+>>> from tsc_toolkit.sagemaker.container.http_endpoint import HTTPEndpoint
 >>> echo = lambda body, ctype, accept: (body, ctype)
->>> with InferenceServer(handler=echo, port=0) as srv:
+>>> with HTTPEndpoint(echo, port=0) as srv:
 ...     import urllib.request
 ...     urllib.request.urlopen(srv.url + "/ping").status
 200
@@ -33,50 +31,31 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import threading
 import traceback
 from collections.abc import Callable
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from .inference import RequestError, max_payload_bytes
 
-__all__ = ["InferenceServer", "serve", "load_handler"]
+__all__ = ["HTTPEndpoint", "Handler"]
 
 logger = logging.getLogger(__name__)
+
+#: A refused request body up to this size is read (and dropped) so the client reads the answer.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+#: Seconds a connection may stay silent (headers or body) before it is closed.
+READ_TIMEOUT_SECONDS = 60.0
+_CHUNK = 64 * 1024
 
 #: ``handler(body: bytes, content_type, accept) -> (body, content_type)``; raises RequestError.
 Handler = Callable[[bytes, "str | None", "str | None"], "tuple[str | bytes, str]"]
 
 
-def load_handler(model_dir: str | os.PathLike) -> Handler:
-    """The request handler for the model in ``model_dir``.
-
-    A folder written by ``CNNKMeans.save`` (``config.json``) is served by
-    :func:`tsc_toolkit.sagemaker.inference.invoke`; a built-in K-Means model (``model_algo-1``
-    or ``model.tar.gz`` holding it) by :func:`tsc_toolkit.sagemaker.kmeans_container.invoke`.
-    """
-    path = Path(model_dir)
-    if not path.exists():
-        raise ValueError(f"No such model folder: {str(path)!r}.")
-    if path.is_dir() and (path / "config.json").is_file():
-        from . import inference
-
-        return partial(inference.invoke, inference.model_fn(path))
-    if path.is_file() or (path / "model_algo-1").is_file() or (path / "model.tar.gz").is_file():
-        from . import kmeans_container
-
-        return partial(kmeans_container.invoke, kmeans_container.model_fn(path))
-    raise ValueError(f"{str(path)!r} holds neither a CNN-KMeans model (config.json) nor a "
-                     "built-in K-Means model (model_algo-1 or model.tar.gz).")
-
-
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tsc-toolkit-serve"
+    timeout = READ_TIMEOUT_SECONDS  # socket timeout: a stalled client does not hold a thread
 
     def log_message(self, format, *args):  # noqa: A002  (the base class's name)
         logger.info("%s - %s", self.address_string(), format % args)
@@ -107,25 +86,59 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"No route {route!r}; use GET /ping or POST /invocations.")
 
-    def do_POST(self):  # noqa: N802
-        route = self.path.split("?", 1)[0]
-        if route != "/invocations":
-            self.close_connection = True
-            self._error(404, f"No route {route!r}; use POST /invocations.")
-            return
+    def _content_length(self) -> int | None:
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
+            return None
+        return int(length)
+
+    def _too_large(self, size: int) -> str:
+        return (f"The request body has {size} bytes, more than the limit of "
+                f"{max_payload_bytes()} bytes; split it into several requests.")
+
+    def handle_expect_100(self) -> bool:
+        # Refuse an oversized body before the client sends it (curl sends this header for
+        # bodies above 1 KiB); otherwise let it come.
+        size = self._content_length()
+        if size is not None and size > max_payload_bytes():
+            self.close_connection = True
+            self._error(413, self._too_large(size))
+            return False
+        return super().handle_expect_100()
+
+    def _drain(self, size: int) -> None:
+        """Read and drop a body we will not use, so the client can read the answer."""
+        if size > DRAIN_LIMIT_BYTES:
+            self.close_connection = True  # not worth reading: answer, then close
+            return
+        left = size
+        while left > 0:
+            chunk = self.rfile.read(min(_CHUNK, left))
+            if not chunk:
+                self.close_connection = True
+                return
+            left -= len(chunk)
+
+    def do_POST(self):  # noqa: N802
+        route = self.path.split("?", 1)[0]
+        size = self._content_length()
+        if size is None:
+            # No length (or chunked): the body's end is unknown, so the connection ends here.
             self.close_connection = True
             self._error(411, "POST /invocations needs a Content-Length header.")
             return
-        size, limit = int(length), max_payload_bytes()
-        if size > limit:
-            # The body is not read: answer and drop the connection.
-            self.close_connection = True
-            self._error(413, f"The request body has {size} bytes, more than the limit of "
-                             f"{limit} bytes; split it into several requests.")
+        if route != "/invocations":
+            self._drain(size)
+            self._error(404, f"No route {route!r}; use POST /invocations.")
+            return
+        if size > max_payload_bytes():
+            self._drain(size)
+            self._error(413, self._too_large(size))
             return
         body = self.rfile.read(size)
+        if len(body) < size:  # the client went away mid-body
+            self.close_connection = True
+            return
         try:
             out, out_type = self.server.handler(body, self.headers.get("Content-Type"),
                                                 self.headers.get("Accept"))
@@ -144,29 +157,24 @@ class _Server(ThreadingHTTPServer):
     handler: Handler
 
 
-class InferenceServer:
+class HTTPEndpoint:
     """An HTTP endpoint with SageMaker's ``/ping`` and ``/invocations`` routes, on a thread.
 
     Parameters
     ----------
-    model_dir : str or path-like, optional
-        The model to serve (see :func:`load_handler`).
+    handler : callable
+        ``handler(body, content_type, accept) -> (body, content_type)``; raises
+        :class:`~tsc_toolkit.sagemaker.container.inference.RequestError` for a bad request.
     host : str, default="127.0.0.1"
     port : int, default=8080
         0 picks a free port; read the one chosen from :attr:`port` or :attr:`url`.
-    handler : callable, optional
-        ``handler(body, content_type, accept) -> (body, content_type)``, instead of
-        ``model_dir``.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, model_dir: str | os.PathLike | None = None, *, host: str = "127.0.0.1",
-                 port: int = 8080, handler: Handler | None = None):
-        if (model_dir is None) == (handler is None):
-            raise ValueError("Pass either model_dir or handler.")
+    def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 8080):
         self._httpd = _Server((host, port), _RequestHandler)
-        self._httpd.handler = handler if handler is not None else load_handler(model_dir)
+        self._httpd.handler = handler
         self._thread: threading.Thread | None = None
 
     @property
@@ -178,7 +186,7 @@ class InferenceServer:
         host = self._httpd.server_address[0]
         return f"http://{host}:{self.port}"
 
-    def start(self) -> InferenceServer:
+    def start(self) -> HTTPEndpoint:
         """Serve on a daemon thread; returns at once."""
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         name="tsc-toolkit-serve", daemon=True)
@@ -200,19 +208,8 @@ class InferenceServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> InferenceServer:
+    def __enter__(self) -> HTTPEndpoint:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def serve(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve ``model_dir`` until interrupted (what ``tsc-toolkit serve`` runs)."""
-    server = InferenceServer(model_dir, host=host, port=port)
-    print(f"Serving {model_dir} on {server.url} (GET /ping, POST /invocations); "
-          "Ctrl-C to stop.", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass

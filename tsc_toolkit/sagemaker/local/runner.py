@@ -17,7 +17,7 @@ that runs it:
    * the SDK v2 layout (``sagemaker_program`` / ``sagemaker_submit_directory``
      hyperparameters): the program from the unpacked ``sourcedir.tar.gz``;
    * the built-in K-Means image (``.../kmeans:1``): ``python -m
-     tsc_toolkit.sagemaker.kmeans_container train``, which reads ``SM_CHANNEL_TRAIN``
+     tsc_toolkit.sagemaker.container.kmeans train``, which reads ``SM_CHANNEL_TRAIN``
      (recordIO-protobuf or CSV) and ``input/config/hyperparameters.json`` and writes
      ``model_algo-1`` into ``SM_MODEL_DIR``;
    * anything else: this toolkit's entry point, ``python -m tsc_toolkit.sagemaker.train``;
@@ -37,11 +37,9 @@ that runs it:
 
 Examples
 --------
->>> from tsc_toolkit.sagemaker.local_runner import is_builtin_kmeans_image
->>> is_builtin_kmeans_image("382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1")
-True
->>> is_builtin_kmeans_image("763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-gpu-py311")
-False
+>>> from tsc_toolkit.sagemaker.local.runner import KMEANS_CONTAINER_MODULE, TRAIN_MODULE
+>>> KMEANS_CONTAINER_MODULE, TRAIN_MODULE
+('tsc_toolkit.sagemaker.container.kmeans', 'tsc_toolkit.sagemaker.train')
 """
 
 from __future__ import annotations
@@ -66,30 +64,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ..archives import extract_tar
+from ...archives import extract_tar
+from ..shared.aws import TRAINING_LOG_GROUP, is_builtin_kmeans_image, split_s3_uri
 
 __all__ = ["LocalRun", "run_training_job", "start_training_job", "get_run",
-           "is_builtin_kmeans_image", "KMEANS_CONTAINER_MODULE", "TRAIN_MODULE",
-           "LOG_GROUP"]
+           "KMEANS_CONTAINER_MODULE", "TRAIN_MODULE", "LOG_GROUP"]
 
 #: Module run for jobs on the built-in K-Means image (``python -m <module> train``).
-KMEANS_CONTAINER_MODULE = "tsc_toolkit.sagemaker.kmeans_container"
+KMEANS_CONTAINER_MODULE = "tsc_toolkit.sagemaker.container.kmeans"
 #: This toolkit's training entry point (the default when a job names no code).
 TRAIN_MODULE = "tsc_toolkit.sagemaker.train"
 #: CloudWatch Logs group of training jobs.
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_GROUP = TRAINING_LOG_GROUP
 
 _QUALITY_METRIC = re.compile(r"#quality_metric: host=\S+, (\w+) (\w+) <loss>=(\S+)")
 _RUNS: dict[str, LocalRun] = {}
 _RUNS_LOCK = threading.Lock()
-
-
-def is_builtin_kmeans_image(image: str | None) -> bool:
-    """Whether ``image`` is SageMaker's built-in K-Means algorithm image."""
-    if not image:
-        return False
-    name = image.rsplit("/", 1)[-1]
-    return name.split(":", 1)[0].split("@", 1)[0] == "kmeans"
 
 
 def get_run(job_name: str) -> LocalRun | None:
@@ -376,14 +366,6 @@ def _download_channel(source: dict, target: Path, session) -> None:
     if s3.get("S3DataType", "S3Prefix") == "AugmentedManifestFile":
         raise ValueError("AugmentedManifestFile channels do not run locally.")
     _copy_from(uri, target, session)
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``("bucket", "key/prefix")`` of ``s3://bucket/key/prefix``."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r}.")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 def _local_path(uri: str) -> Path | None:

@@ -24,7 +24,7 @@ Examples
 --------
 >>> import io
 >>> import numpy as np
->>> from tsc_toolkit.sagemaker.recordio import write_numpy_to_dense_tensor, read_records
+>>> from tsc_toolkit.sagemaker.shared.recordio import write_numpy_to_dense_tensor, read_records
 >>> buf = io.BytesIO()
 >>> write_numpy_to_dense_tensor(buf, np.array([[1.0, 2.0]], dtype=np.float32))
 >>> buf.getvalue().hex()
