@@ -97,6 +97,10 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "hand, rerun it. Where a peer does better, the tables show it: the best value in each "
         "row is bold whatever the method.",
         "",
+        "Out of core (series embedded from a memory-mapped file under a memory cap, "
+        "WebScaleKMeans over embeddings on disk): [benchmarks_streaming.md]"
+        "(benchmarks_streaming.md), written by `python -m benchmarks.streaming`.",
+        "",
         f"Total time of this run: {fmt_seconds(total_seconds)}"
         + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else "."),
         "",

@@ -61,3 +61,36 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tsc_toolkit.cli", "--help"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and "fit" in done.stdout and "predict" in done.stdout
+
+
+def test_notebooks_command_copies_the_tutorials_and_keeps_existing_copies(tmp_path, capsys):
+    dest = tmp_path / "nbs"
+    assert main(["notebooks", str(dest)]) == 0
+    expected = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in dest.glob("*.ipynb")) == expected
+    assert (dest / "01_quickstart.ipynb").read_bytes() == \
+        (ROOT / "notebooks" / "01_quickstart.ipynb").read_bytes()
+    (dest / "01_quickstart.ipynb").write_text("my edits")
+    assert main(["notebooks", str(dest)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (dest / "01_quickstart.ipynb").read_text() == "my edits"
+    assert main(["notebooks", str(dest), "--overwrite"]) == 0
+    assert (dest / "01_quickstart.ipynb").read_text() != "my edits"
+
+
+def test_predict_streams_parquet_in_chunks_to_parquet(tmp_path, tiny_model_dir):
+    import pandas as pd
+
+    from tsc_toolkit.datasets import make_series
+
+    X, _ = make_series(30, length=24, missing_rate=0.1, short_fraction=0.3, random_state=2)
+    rows = [{"series_id": i, "time": t, "value": float(X[i, 0, t])}
+            for i in range(len(X)) for t in range(24) if not np.isnan(X[i, 0, t:]).all()]
+    pd.DataFrame(rows).to_parquet(tmp_path / "long.parquet", row_group_size=50)
+    out = tmp_path / "pred.parquet"
+    assert main(["predict", str(tiny_model_dir()), str(tmp_path / "long.parquet"),
+                 "--output", str(out), "--chunk-size", "4"]) == 0
+    frame = pd.read_parquet(out)
+    model = CNNKMeans.load(tiny_model_dir())
+    assert frame.series_id.tolist() == list(range(30))
+    np.testing.assert_array_equal(frame.closest_cluster, model.predict(X))

@@ -51,3 +51,9 @@ def test_fast_mode_can_read_a_given_mapping_without_touching_the_environment(mon
     monkeypatch.setenv(ENV_VAR, "0")
     assert fast_mode({ENV_VAR: "1"}) is True
     assert fast_mode() is False
+
+
+def test_the_printed_series_count_is_capped_to_what_the_notebook_has(capsys):
+    assert settings(fast=False, max_series=160)["n_series"] == 160
+    assert "160 series" in capsys.readouterr().out
+    assert settings(fast=True, max_series=160, verbose=False)["n_series"] == 60

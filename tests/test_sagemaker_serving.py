@@ -208,6 +208,40 @@ def test_batch_predict_several_files(session, model_dir, local_model, rng):
                                    atol=1e-6)
 
 
+def test_a_large_local_file_is_split_into_parts_spread_over_the_instances(
+        session, aws, model_dir, local_model, tmp_path):
+    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.sagemaker.staging import upload_series
+
+    X, _ = make_series(23, length=24, missing_rate=0.1, short_fraction=0.3, random_state=5)
+    np.save(tmp_path / "big.npy", X)
+    session.client("s3").create_bucket(Bucket="data")
+    uris = upload_series(tmp_path / "big.npy", "s3://data/big/", parts=5, chunk_size=4,
+                         boto_session=session)
+    assert [u.rsplit("/", 1)[1] for u in uris] == [f"part-0000{i}.csv" for i in range(5)]
+    result = batch_predict(JobHandle(upload_model(session, model_dir), session),
+                           "s3://data/big/", "s3://data/big-out/", instance_count=2,
+                           max_payload=1, job_name="bt-spread", poll=0.01)
+    spread = aws.local_serving.transform_jobs["bt-spread"].instances
+    assert sorted(spread) == ["algo-1", "algo-2"] and all(spread.values())
+    assert sorted(k for keys in spread.values() for k in keys) == sorted(
+        u.split("/", 3)[3] for u in uris)  # each file on exactly one instance
+    outputs = result.outputs()
+    lines = [line for name in sorted(outputs) for line in outputs[name].decode().splitlines()]
+    assert [float(line.split(",")[0]) for line in lines] == \
+        local_model.predict(X).astype(float).tolist()
+
+
+def test_batch_predict_warns_when_instances_outnumber_files_and_checks_payload(
+        session, model_dir, rng):
+    write_inputs(session, rng, lengths=(2,))
+    handle = JobHandle(upload_model(session, model_dir), session)
+    with pytest.raises(ValueError, match="1 to 100"):
+        batch_predict(handle, "s3://data/in/", "s3://data/out/", max_payload=500)
+    with pytest.warns(UserWarning, match="1 object.*3 instances"):
+        batch_predict(handle, "s3://data/in/", "s3://data/out/", instance_count=3, poll=0.01)
+
+
 def test_batch_predict_jsonlines_with_an_existing_model_name(session, model_dir, rng):
     files = write_inputs(session, rng, lengths=(4,))
     result = batch_predict(JobHandle(upload_model(session, model_dir)), "s3://data/in/",

@@ -82,6 +82,31 @@ def test_read_channel_concatenates_files_and_pads(data):
         read_channel(data / "nowhere")
 
 
+def test_a_parquet_channel_trains_like_the_csv_one(tmp_path, data):
+    import pandas as pd
+
+    X = read_channel(data / "training")
+    rows = [{"series_id": i, "time": t, "value": float(X[i, 0, t])}
+            for i in range(len(X)) for t in range(X.shape[2]) if not np.isnan(X[i, 0, t])]
+    parquet = tmp_path / "parquet"
+    parquet.mkdir()
+    pd.DataFrame(rows[:700]).to_parquet(parquet / "part-0.parquet", row_group_size=64)
+    pd.DataFrame(rows[700:]).to_parquet(parquet / "part-1.parquet", row_group_size=64)
+    # a series cut between the two files reads as two series, as two CSV parts would
+    expected = 51 if rows[699]["series_id"] == rows[700]["series_id"] else 50
+    assert len(read_channel(parquet)) == expected
+    np.save(tmp_path / "x.npy", X)
+    np.testing.assert_array_equal(read_channel(tmp_path / "x.npy"), X)
+    with pytest.raises(TrainingError, match="1 channel"):
+        read_channel(tmp_path / "x.npy", channels=2)
+
+    env = layout(tmp_path, data, training=parquet)
+    proc = run_entry(env, [*TINY, "--epochs", "1"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    model = CNNKMeans.load(tmp_path / "model")
+    assert len(model.labels_) == expected
+
+
 def test_trains_saves_prints_metrics_and_checkpoints(tmp_path, data):
     env = layout(tmp_path, data, validation=data / "validation")
     proc = run_entry(env, [*TINY, "--epochs", "2"], cwd=tmp_path)

@@ -6,9 +6,11 @@ Examples (shell)::
         --epochs 20 --random-state 0
     tsc-toolkit predict model data/test.csv --output predictions.csv
     tsc-toolkit serve model --port 8080      # GET /ping, POST /invocations on 127.0.0.1
+    tsc-toolkit notebooks my-notebooks       # copy the tutorial notebooks out of the package
 
 ``predict`` writes fg-research's output contract: the cluster label (as a float) in the first
-column, then the embedding.
+column, then the embedding. It reads its input a chunk at a time and writes as it goes, so a
+file larger than memory streams through (Parquet and ``.npy`` in and out as well as CSV).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tsc-toolkit`` (subcommands ``fit``, ``predict`` and ``serve``)."""
+    """The argument parser of ``tsc-toolkit`` (``fit``, ``predict``, ``serve``, ``notebooks``)."""
     parser = argparse.ArgumentParser(
         prog="tsc-toolkit",
         description="Cluster time series with a T-Loss CNN encoder and K-Means.")
@@ -45,10 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     pred = sub.add_parser("predict", help="cluster the series of a CSV file",
                           description="Write the cluster label and embedding of each series.")
     pred.add_argument("model_dir", help="a folder written by `tsc-toolkit fit` or model.save")
-    pred.add_argument("input", help="CSV file of series to cluster")
-    pred.add_argument("--output", "-o", help="output CSV (default: standard output)")
+    pred.add_argument("input", help="series to cluster: a CSV file or folder, Parquet (long or "
+                                    "wide layout), Arrow, or a .npy file; read in chunks")
+    pred.add_argument("--output", "-o", help="output file, written chunk by chunk: .csv "
+                                             "(fg's contract), .parquet or .npy (default: "
+                                             "CSV on standard output)")
     pred.add_argument("--channels", type=int, default=None,
                       help="rows per series (default: as the model was trained)")
+    pred.add_argument("--layout", choices=("auto", "long", "wide"), default="auto",
+                      help="Parquet/Arrow layout (default: auto)")
+    pred.add_argument("--chunk-size", type=int, default=4096,
+                      help="series per chunk, what bounds the memory (default: 4096)")
     pred.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
     srv = sub.add_parser("serve", help="serve a model over HTTP like a SageMaker endpoint",
@@ -58,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "model_algo-1 / model.tar.gz")
     srv.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     srv.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+
+    nbs = sub.add_parser("notebooks", help="copy the tutorial notebooks into a folder",
+                         description="Copy the tutorial notebooks that come with this "
+                                     "installation (wheel or checkout) into DEST.")
+    nbs.add_argument("dest", help="folder to copy them into (created when missing)")
+    nbs.add_argument("--overwrite", action="store_true",
+                     help="replace notebooks already in DEST")
     return parser
 
 
@@ -72,8 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(args.model_dir, host=args.host, port=args.port)
             return 0
+        if args.command == "notebooks":
+            return _notebooks(args)
         return _predict(args)
-    except (HyperparameterError, ValueError) as err:
+    except (HyperparameterError, ValueError, FileExistsError) as err:
         print(f"tsc-toolkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -101,15 +119,26 @@ def _fit(args) -> int:
 
 
 def _predict(args) -> int:
+    from . import streaming
     from .cnn_kmeans import CNNKMeans
-    from .csvio import read_csv, write_predictions_csv
+    from .sources import open_series
 
     model = CNNKMeans.load(args.model_dir, device=args.device)
-    channels = args.channels or model.n_channels_
-    X = read_csv(args.input, channels=channels)
-    result = model.assign(X)
-    write_predictions_csv(result.closest_cluster, result.embedding,
-                          args.output if args.output else sys.stdout)
+    source = open_series(args.input, channels=args.channels or model.n_channels_,
+                         layout=args.layout)
+    # a progress bar on standard error when the results go to a file
+    streaming.assign(model, source, args.output or sys.stdout, chunk_size=args.chunk_size,
+                     progress=args.output is not None)
+    return 0
+
+
+def _notebooks(args) -> int:
+    from .resources import copy_notebooks
+
+    written = copy_notebooks(args.dest, overwrite=args.overwrite)
+    for path in written:
+        print(path)
+    print(f"Open them with: jupyter lab {args.dest}", file=sys.stderr)
     return 0
 
 

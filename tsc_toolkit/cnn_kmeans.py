@@ -15,11 +15,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import checkpoints
+from . import checkpoints, streaming
 from .data import TimeSeriesValueError, as_dataset, series_lengths
 from .encoder import CausalCNNEncoder, encode, prepare_input
 from .persistence import ModelFormatError, read_bundle, write_bundle
 from .scaling import SCALING_METHODS, SeriesScaler
+from .streaming import is_streamed
 from .training import (
     Distributed,
     PairEncoder,
@@ -232,7 +233,9 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or DataFrame
-            Training series, in any layout :func:`tsc_toolkit.as_dataset` accepts.
+            Training series, in any layout :func:`tsc_toolkit.as_dataset` accepts; or series
+            on disk (a path or a source), trained and clustered by
+            :func:`tsc_toolkit.streaming.fit`.
         y : ignored
         X_valid : array-like, optional
             Validation series: adds ``valid_loss`` and ``valid_score`` to the history.
@@ -245,6 +248,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        if is_streamed(X):  # series on disk: train on a sample, cluster streamed embeddings
+            return streaming.fit(self, X, X_valid=X_valid, callbacks=callbacks)
         self._validate_params()
         X = as_dataset(X)
         self.n_features_in_ = int(X.shape[1] * X.shape[2])  # values per series (channels x steps)
@@ -492,6 +497,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_series, output_size), float32
         """
         check_is_fitted(self, "cluster_centers_")
+        if is_streamed(X):
+            return streaming.transform(self, X, progress=self.verbose >= 1)
         X = as_dataset(X)
         if X.shape[1] != self.n_channels_:
             raise TimeSeriesValueError(
@@ -518,6 +525,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ``distance_to_cluster``); the distance is Euclidean in the embedding space, to the
         center of the cluster the series was given.
         """
+        if is_streamed(X):
+            return streaming.assign(self, X, progress=self.verbose >= 1)
         z = self.transform(X)
         X = as_dataset(X)
         labels = self._labels_of(X, z)

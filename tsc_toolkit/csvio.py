@@ -81,11 +81,15 @@ def read_csv(path: PathLike, *, channels: int = 1, min_observed: int = 2) -> np.
 
 
 def parse_csv_text(text: str, *, channels: int = 1, min_observed: int = 2,
-                   source: str = "the CSV data") -> np.ndarray:
-    """Parse CSV text in fg-research's contract (see :func:`read_csv`)."""
+                   source: str = "the CSV data", first_line: int = 1) -> np.ndarray:
+    """Parse CSV text in fg-research's contract (see :func:`read_csv`).
+
+    ``first_line`` is the file row of the text's first line, for messages about a block of
+    a larger file.
+    """
     if not isinstance(channels, (int, np.integer)) or channels < 1:
         raise TimeSeriesValueError(f"channels must be a positive integer, got {channels!r}.")
-    rows, linenos = _parse_rows(text, source)
+    rows, linenos = _parse_rows(text, source, first_line)
     if not rows:
         raise TimeSeriesValueError(f"{source} is empty: it holds no time series.")
     if len(rows) % channels:
@@ -114,10 +118,11 @@ def parse_csv_text(text: str, *, channels: int = 1, min_observed: int = 2,
     return check_dataset(X, min_observed=min_observed, name=source, where=where)
 
 
-def _parse_rows(text: str, source: str) -> tuple[list[np.ndarray], list[int]]:
+def _parse_rows(text: str, source: str, first_line: int = 1
+                ) -> tuple[list[np.ndarray], list[int]]:
     rows: list[np.ndarray] = []
     linenos: list[int] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=first_line):
         if not line.strip():
             continue  # blank lines (a trailing newline) carry no series
         cells = line.split(",")

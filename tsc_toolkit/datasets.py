@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .csvio import write_csv
+from .resources import bundled_dir
 
 __all__ = ["make_series", "write_sample_files", "load_dataset", "list_datasets", "data_dir",
            "REAL_DATASETS"]
@@ -129,13 +130,13 @@ def write_sample_files(directory: str | os.PathLike, *, random_state: int = 0) -
 def data_dir() -> Path:
     """Folder holding the bundled datasets.
 
-    ``TSC_TOOLKIT_DATA`` overrides it; otherwise the ``data/`` folder of the source
-    checkout.
+    ``TSC_TOOLKIT_DATA`` overrides it; otherwise the copy inside an installed wheel, or the
+    ``data/`` folder of the source checkout (:func:`tsc_toolkit.resources.bundled_dir`).
     """
     env = os.environ.get("TSC_TOOLKIT_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "data"
+    return bundled_dir("data")
 
 
 def list_datasets() -> list[str]:
@@ -176,8 +177,9 @@ def load_dataset(name: str, split: str = "all") -> tuple[np.ndarray, np.ndarray]
     path = data_dir() / f"{key}.npz"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing. The real datasets ship in the data/ folder of the source "
-            "checkout; set TSC_TOOLKIT_DATA to the folder that holds them.")
+            f"{path} is missing. The real datasets ship inside the wheel and in the data/ "
+            "folder of the source checkout; reinstall tsc_toolkit from a wheel or a git URL, "
+            "or set TSC_TOOLKIT_DATA to the folder that holds them.")
     with np.load(path, allow_pickle=False) as f:
         parts = ["train", "test"] if split == "all" else [split]
         Xs = [f[f"X_{p}"] for p in parts]

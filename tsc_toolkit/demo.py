@@ -60,7 +60,8 @@ def fast_mode(environ: Mapping[str, str] | None = None) -> bool:
     return environ.get(ENV_VAR, "").strip().lower() in _TRUE
 
 
-def settings(fast: bool | None = None, *, verbose: bool = True) -> dict[str, Any]:
+def settings(fast: bool | None = None, *, verbose: bool = True,
+             max_series: int | None = None) -> dict[str, Any]:
     """Sizes for a notebook run, fast (tests) or full (the default for people).
 
     Parameters
@@ -69,6 +70,9 @@ def settings(fast: bool | None = None, *, verbose: bool = True) -> dict[str, Any
         Force a mode; by default :func:`fast_mode` decides from the environment.
     verbose : bool, default=True
         Print which mode runs and how to switch.
+    max_series : int, optional
+        The number of series the notebook has: ``n_series`` is capped to it, so the printed
+        line says how many series the notebook really uses.
 
     Returns
     -------
@@ -88,12 +92,17 @@ def settings(fast: bool | None = None, *, verbose: bool = True) -> dict[str, Any
     (3, [2, 3, 4, 5])
     >>> settings(fast=False, verbose=False)["mode"]
     'full'
+    >>> settings(fast=False, max_series=160)["n_series"]
+    Full mode: 30 epochs, 160 series, k in 2..10; set TSC_TOOLKIT_FAST=1 for a quick run.
+    160
     """
     if fast is None:
         fast = fast_mode()
     chosen = _FAST if fast else _FULL
     out = {key: (dict(value) if isinstance(value, dict) else value)
            for key, value in chosen.items()}
+    if max_series is not None:
+        out["n_series"] = min(out["n_series"], int(max_series))
     if verbose:
         ks = out["k_range"]
         sizes = (f"{out['epochs']} epochs, {out['n_series']} series, "

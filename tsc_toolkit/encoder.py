@@ -125,6 +125,14 @@ def prepare_input(X: np.ndarray) -> np.ndarray:
     return np.concatenate([np.where(observed, X, 0.0), observed], axis=1).astype(np.float32)
 
 
+def _bucket(length: int) -> int:
+    """``length`` rounded up to one of 8 steps per doubling (at most 12.5 % more)."""
+    if length <= 16:
+        return max(1, length)
+    step = 1 << (int(length).bit_length() - 4)
+    return -(-int(length) // step) * step
+
+
 @torch.no_grad()
 def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: torch.device,
            batch_size: int = 64, max_elements: int = 2 ** 24, progress: bool = False
@@ -132,7 +140,11 @@ def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: 
     """Embed prepared inputs in length-sorted, padded batches.
 
     Series are sorted by length so that a batch pads little; a batch holds at most
-    ``batch_size`` series and about ``max_elements`` input values.
+    ``batch_size`` series and about ``max_elements`` input values. Each batch is padded to a
+    length bucket (8 per doubling) and, when short, to its planned number of rows, so that
+    batches come in few shapes: oneDNN keeps a compiled convolution per input shape, and one
+    per exact length grew memory without bound over a long stream of chunks. Padding never
+    changes an embedding (the convolutions are causal and the pooling is masked).
     """
     order = np.argsort(lengths, kind="stable")
     out = np.empty((len(order), encoder.linear.out_features), dtype=np.float32)
@@ -144,16 +156,21 @@ def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(order), desc="encoding", leave=False)
+    width = inputs.shape[2]
     while start < len(order):
-        longest = int(lengths[order[min(start + batch_size, len(order)) - 1]])
+        longest = _bucket(int(lengths[order[min(start + batch_size, len(order)) - 1]]))
         per_series = max(1, longest * inputs.shape[1])
         size = max(1, min(batch_size, max_elements // per_series))
         idx = order[start:start + size]
-        length = int(lengths[idx].max())
-        x = torch.from_numpy(np.ascontiguousarray(inputs[idx, :, :length])).to(device)
-        lens = torch.from_numpy(lengths[idx]).to(device)
-        out[idx] = encoder(x, lens).float().cpu().numpy()
-        start += size
+        length = _bucket(int(lengths[idx].max()))
+        batch = np.zeros((size, inputs.shape[1], length), dtype=np.float32)
+        batch[:len(idx), :, :min(length, width)] = inputs[idx, :, :length]
+        lens = np.ones(size, dtype=np.int64)
+        lens[:len(idx)] = lengths[idx]
+        x = torch.from_numpy(batch).to(device)
+        z = encoder(x, torch.from_numpy(lens).to(device))
+        out[idx] = z[:len(idx)].float().cpu().numpy()
+        start += len(idx)
         if bar is not None:
             bar.update(len(idx))
     if bar is not None:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..archives import extract_tar
+from ..resources import source_files
 from .shared.aws import split_s3_uri
 
 __all__ = ["deploy", "batch_predict", "create_model", "package_model", "Predictor",
@@ -218,11 +219,8 @@ def package_model(model, path: str | os.PathLike, *, boto_session=None) -> Path:
                     tar.add(f, arcname=f.name)
             _add_text(tar, "code/inference.py", _SHIM)
             _add_text(tar, "code/requirements.txt", "\n".join(_REQUIREMENTS) + "\n")
-            package = Path(__file__).resolve().parents[1]
-            for src in sorted(package.rglob("*")):
-                if src.is_file() and (src.suffix == ".py" or src.name == "py.typed") \
-                        and "__pycache__" not in src.parts:
-                    tar.add(src, arcname=f"code/tsc_toolkit/{src.relative_to(package)}")
+            for src, name in source_files():
+                tar.add(src, arcname=f"code/tsc_toolkit/{name}")
     return path
 
 
@@ -557,9 +555,21 @@ def batch_predict(model, s3_input_prefix: str, s3_output_prefix: str, *,
     embedding, as fg-research's batch transform writes. ``model`` is what :func:`deploy` takes,
     or the name of an existing SageMaker model. Call :meth:`TransformResult.predictions` to read
     the results back as a DataFrame.
+
+    SageMaker gives each S3 object to one of the ``instance_count`` instances, so the prefix
+    needs at least that many files to keep them all busy (a warning says when it has fewer;
+    :func:`tsc_toolkit.sagemaker.staging.upload_series` splits a large collection into parts).
+    Within a file, ``SplitType=Line`` with ``strategy="MultiRecord"`` sends as many lines per
+    request as fit in ``max_payload`` MB (SageMaker allows 1 to 100), so a file of any size
+    streams through in bounded requests.
     """
+    if strategy not in ("MultiRecord", "SingleRecord"):
+        raise ValueError(f"strategy must be 'MultiRecord' or 'SingleRecord', got {strategy!r}.")
+    if not 0 < max_payload <= 100:
+        raise ValueError(f"max_payload is MaxPayloadInMB: 1 to 100, got {max_payload!r}.")
     session = _boto_session(boto_session or getattr(model, "boto_session", None),
                             sagemaker_session)
+    _warn_if_fewer_files_than_instances(session, s3_input_prefix, instance_count)
     if isinstance(model, str) and not model.startswith("s3://") and not Path(model).exists():
         model_name = model
     else:
@@ -573,6 +583,21 @@ def batch_predict(model, s3_input_prefix: str, s3_output_prefix: str, *,
                                  job_name=job_name or name_from_base("tsc-cnn-kmeans-transform"),
                                  wait=wait)
 
+
+
+def _warn_if_fewer_files_than_instances(session, s3_prefix: str, instance_count: int) -> None:
+    if instance_count <= 1:
+        return
+    bucket, prefix = split_s3_uri(s3_prefix)
+    found = session.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix,
+                                                 MaxKeys=instance_count).get("KeyCount", 0)
+    if found < instance_count:
+        import warnings
+
+        warnings.warn(f"{s3_prefix} holds {found} object(s) for {instance_count} instances: "
+                      "SageMaker gives each object to one instance, so some will idle. Split "
+                      "the input into more files (tsc_toolkit.sagemaker.staging.upload_series).",
+                      stacklevel=3)
 
 
 class _CallableModule(type(os)):

@@ -45,7 +45,8 @@ PYTORCH_VERSION = "2.8.0"
 PY_VERSION = "py312"
 #: Name of the entry script written next to the packaged ``tsc_toolkit`` source.
 ENTRY_SCRIPT = "tsc_train.py"
-_REQUIREMENTS = "scikit-learn>=1.5\nsafetensors>=0.4\n"
+# pyarrow: a training channel may hold Parquet or Arrow files (sagemaker.container.train.read_channel)
+_REQUIREMENTS = "scikit-learn>=1.5\nsafetensors>=0.4\npyarrow>=14\n"
 _ENTRY_TEXT = ("import sys\n\nfrom tsc_toolkit.sagemaker.train import main\n\n"
                "if __name__ == \"__main__\":\n    sys.exit(main())\n")
 _TERMINAL = ("Completed", "Failed", "Stopped")
@@ -363,12 +364,14 @@ def attach(job_name: str, session=None) -> SageMakerJob:
 # ---------------------------------------------------------------------- launching
 
 def _package_source(target: Path) -> Path:
-    """Copy the ``tsc_toolkit`` package plus the entry script into ``target``."""
-    import tsc_toolkit
+    """Copy the ``tsc_toolkit`` source (from a checkout or an installed copy) plus the entry
+    script into ``target``."""
+    from ..resources import source_files
 
-    src = Path(tsc_toolkit.__file__).parent
-    shutil.copytree(src, target / "tsc_toolkit",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    for src, name in source_files():
+        dest = target / "tsc_toolkit" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
     (target / ENTRY_SCRIPT).write_text(_ENTRY_TEXT)
     (target / "requirements.txt").write_text(_REQUIREMENTS)
     return target

@@ -128,6 +128,7 @@ class WidgetBase:
     """A container widget built on construction, shown by ``display(obj)`` or as a cell's value."""
 
     container = None
+    _display_handle = None
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         data = self.container._repr_mimebundle_(**kwargs) or {}
@@ -139,7 +140,17 @@ class WidgetBase:
         """Show the widget in the notebook (what a cell ending in the object does)."""
         from IPython.display import display
 
-        display(self)
+        self._display_handle = display(self, display_id=True)
+
+    def refresh_display(self) -> None:
+        """Send the widget's output again, so that saved copies show its final state.
+
+        A live widget updates in place, but the text kept in the notebook file (and in an
+        HTML export without widget state) is what the widget said when it was first shown.
+        Updating the display replaces that text with the current :func:`repr`.
+        """
+        if self._display_handle is not None:
+            self._display_handle.update(self)
 
     @property
     def widget(self):

@@ -169,6 +169,7 @@ class TrainingDashboard(WidgetBase):
         self._refresh_text()
         if self._drawn < len(self.records):
             self._draw_curves()
+        self.refresh_display()
 
     # ------------------------------------------------------------------ actions
 
@@ -206,6 +207,7 @@ class TrainingDashboard(WidgetBase):
                 self.state = "failed"
                 self.status.value = f"<b>training failed:</b> {escape(repr(exc))}"
                 self.progress.bar_style = "danger"
+                self.refresh_display()
 
         thread = threading.Thread(target=run, name="tsc-training", daemon=True)
         thread.errors = errors

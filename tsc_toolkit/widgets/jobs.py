@@ -205,6 +205,8 @@ class JobMonitor(WidgetBase):
             self._update_curves(metrics)
             self.log.value = self.log_text
             self._render_status()
+            if self.done:
+                self.refresh_display()
 
     def stop_job(self) -> None:
         """Ask the job to stop (what the Stop button does); polling continues until it ends."""

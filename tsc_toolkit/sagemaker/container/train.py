@@ -94,12 +94,23 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict[str, str], dict[str, str]
 
 
 def read_channel(path: str | os.PathLike, *, channels: int = 1) -> np.ndarray:
-    """Read every CSV file of a channel folder (or one file) into one array.
+    """Read every file of a channel folder (or one file) into one array.
 
     Files are read in name order (hidden files are skipped, sub-folders included); series
-    of different lengths across files are padded with NaN at the end.
+    of different lengths across files are padded with NaN at the end. A file is fg-style CSV
+    unless it ends in ``.parquet``/``.pq`` or ``.arrow``/``.feather`` (long or wide layout,
+    read by record batch; needs pyarrow) or ``.npy``.
     """
     from ...csvio import read_csv
+    from ...sources import open_series
+
+    def read(f: Path) -> np.ndarray:
+        if f.suffix.lower() not in _CHUNKED_SUFFIXES:
+            return read_csv(f, channels=channels)
+        X = open_series(f, channels=channels).read().X
+        if X.shape[1] != channels:
+            raise TrainingError(f"{f.name} holds {X.shape[1]} channel(s), not {channels}.")
+        return X
 
     path = Path(path)
     if path.is_file():
@@ -114,7 +125,7 @@ def read_channel(path: str | os.PathLike, *, channels: int = 1) -> np.ndarray:
     arrays = []
     for f in files:
         try:
-            arrays.append(read_csv(f, channels=channels))
+            arrays.append(read(f))
         except ValueError as err:
             raise TrainingError(f"{f.name}: {err}") from None
     length = max(a.shape[2] for a in arrays)
@@ -124,6 +135,9 @@ def read_channel(path: str | os.PathLike, *, channels: int = 1) -> np.ndarray:
         out[row:row + len(a), :, :a.shape[2]] = a
         row += len(a)
     return out
+
+
+_CHUNKED_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".npy")
 
 
 def find_model(path: str | os.PathLike, workdir: str | os.PathLike) -> Path | None:

@@ -12,8 +12,10 @@ event handlers on a ``boto3.Session`` (no SDK internals are patched):
   contract (``code/<SAGEMAKER_PROGRAM>`` from the archive: ``model_fn``, ``input_fn``,
   ``predict_fn``, ``output_fn`` or ``transform_fn``). A bad request raises the runtime's
   ``ModelError`` with the container's status, as on AWS.
-- ``CreateTransformJob`` (``after-call``): each input object is split (``SplitType`` Line or
-  RecordIO), sent in batches (``BatchStrategy``, ``MaxPayloadInMB``) to the same handlers, and
+- ``CreateTransformJob`` (``after-call``): each input object goes to one of ``InstanceCount``
+  instances (recorded per job, as SageMaker spreads the objects of a prefix), is split
+  (``SplitType`` Line or RecordIO), sent in batches (``BatchStrategy``, ``MaxPayloadInMB``) to
+  the same handlers, and
   the answers are assembled (``AssembleWith``) into ``<S3OutputPath>/<key relative to the
   input prefix>.out``; a failing object gets no ``.out`` and fails the job.
 - ``CreateTrainingJob`` (``after-call``) for the built-in ``kmeans`` image: the channels are
@@ -85,6 +87,8 @@ class _JobRecord:
     failure_reason: str = ""
     metrics: list[dict] = field(default_factory=list)
     logs: str = ""
+    #: transform jobs: the input keys each instance (algo-1, algo-2, ...) was given
+    instances: dict[str, list[str]] = field(default_factory=dict)
 
 
 class LocalSageMaker:
@@ -391,13 +395,17 @@ class LocalSageMaker:
         multi = desc.get("BatchStrategy", "MultiRecord") != "SingleRecord"
         max_bytes = int(desc.get("MaxPayloadInMB", 6) or 6) * 1024 * 1024
         out_bucket, out_prefix = split_s3_uri(tout["S3OutputPath"])
+        count = int(desc.get("TransformResources", {}).get("InstanceCount", 1) or 1)
+        instances: dict[str, list[str]] = {f"algo-{i + 1}": [] for i in range(count)}
         failures = []
         try:
             handler = self.model_handler(desc["ModelName"])
             staging = self.workdir / "transform" / name
             objects = self._download_tree(src["S3Uri"], staging,
                                           src.get("S3DataType", "S3Prefix"))
-            for key, rel in objects:
+            for index, (key, rel) in enumerate(objects):
+                # SageMaker gives each S3 object to one instance; spread them evenly
+                instances[f"algo-{index % count + 1}"].append(key)
                 data = (staging / rel).read_bytes()
                 try:
                     result = self._transform_object(handler, data, split, multi, max_bytes,
@@ -411,7 +419,8 @@ class LocalSageMaker:
         except Exception as err:
             failures.append(f"{type(err).__name__}: {err}\n{traceback.format_exc()}")
         record = _JobRecord("Failed" if failures else "Completed",
-                            ("ClientError: " + "; ".join(failures))[:1024] if failures else "")
+                            ("ClientError: " + "; ".join(failures))[:1024] if failures else "",
+                            instances=instances)
         self.transform_jobs[name] = record
         return record
 

@@ -1,0 +1,139 @@
+"""Streamed transform, predict, assign and fit give what the in-memory calls give."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsc_toolkit import CNNKMeans, read_csv, streaming, write_csv
+from tsc_toolkit.csvio import format_predictions_csv
+from tsc_toolkit.datasets import make_series
+
+TINY = dict(blocks=1, filters=8, reduced_size=8, output_size=5, epochs=1, batch_size=8,
+            n_init=1, score_sample_size=20, random_state=0, device="cpu", verbose=0)
+# Different batches of the same series may round differently in the last float bits.
+CLOSE = dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def data():
+    # missing values, and lengths from 10 to 40 so that chunks pad differently
+    X, y = make_series(70, n_clusters=3, length=40, n_channels=2, missing_rate=0.08,
+                       short_fraction=0.5, min_length=10, random_state=4)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return CNNKMeans(clusters=3, **TINY).fit(data[0][:40])
+
+
+def test_streamed_embeddings_match_in_memory_from_every_input(model, data, tmp_path):
+    X = data[0]
+    expected = model.transform(X)
+    np.save(tmp_path / "x.npy", X)
+    write_csv(X, tmp_path / "x.csv")
+    flat = X.reshape(-1, X.shape[2])
+    pd.DataFrame(flat, columns=[f"t{j}" for j in range(flat.shape[1])]).to_parquet(
+        tmp_path / "wide.parquet", row_group_size=16)
+    inputs = {"npy": tmp_path / "x.npy", "csv": tmp_path / "x.csv",
+              "parquet": tmp_path / "wide.parquet", "iterable": [X[:33], X[33:]],
+              "memmap": np.load(tmp_path / "x.npy", mmap_mode="r")}
+    for name, source in inputs.items():
+        got = streaming.transform(model, source, chunk_size=9, progress=False)
+        np.testing.assert_allclose(got, expected, **CLOSE, err_msg=name)
+
+
+def test_assign_streams_to_npy_parquet_and_fg_csv(model, data, tmp_path):
+    X = data[0]
+    np.save(tmp_path / "x.npy", X)
+    ref = model.assign(X)
+    out = streaming.assign(model, tmp_path / "x.npy", tmp_path / "a.npy", chunk_size=16,
+                           progress=False)
+    table = np.load(out)
+    assert table.shape == (len(X), 2 + model.output_size)
+    np.testing.assert_array_equal(table[:, 0].astype(int), ref.closest_cluster)
+    np.testing.assert_allclose(table[:, 1], ref.distance_to_cluster, **CLOSE)
+    np.testing.assert_allclose(table[:, 2:], ref.embedding, **CLOSE)
+
+    frame = pd.read_parquet(streaming.assign(model, tmp_path / "x.npy", tmp_path / "a.parquet",
+                                             chunk_size=16, progress=False))
+    assert frame.series_id.tolist() == list(range(len(X)))
+    np.testing.assert_array_equal(frame.closest_cluster, ref.closest_cluster)
+    np.testing.assert_allclose(frame[[f"embedding_{j}" for j in range(5)]], ref.embedding,
+                               **CLOSE)
+
+    buf = io.StringIO()
+    streaming.assign(model, tmp_path / "x.npy", buf, chunk_size=16, progress=False)
+    rows = buf.getvalue().splitlines()
+    assert [float(r.split(",")[0]) for r in rows] == ref.closest_cluster.astype(float).tolist()
+    assert len(rows) == len(format_predictions_csv(ref.closest_cluster,
+                                                   ref.embedding).splitlines())
+
+    labels = streaming.predict(model, tmp_path / "x.npy", tmp_path / "p.npy", chunk_size=7,
+                               progress=False)
+    np.testing.assert_array_equal(np.load(labels), ref.closest_cluster)
+    emb = np.load(streaming.transform(model, tmp_path / "x.npy", tmp_path / "t.npy",
+                                      chunk_size=7, progress=False))
+    np.testing.assert_allclose(emb, ref.embedding, **CLOSE)
+
+
+def test_the_estimator_hands_paths_to_the_streaming_path(model, data, tmp_path):
+    X = data[0]
+    np.save(tmp_path / "x.npy", X)
+    np.testing.assert_array_equal(model.predict(tmp_path / "x.npy"), model.predict(X))
+    np.testing.assert_allclose(model.transform(str(tmp_path / "x.npy")), model.transform(X),
+                               **CLOSE)
+
+
+def test_fit_on_a_sample_is_the_in_memory_fit_of_that_sample(data, tmp_path):
+    X = data[0]
+    np.save(tmp_path / "x.npy", X)
+    streamed = streaming.fit(CNNKMeans(clusters=3, **TINY), tmp_path / "x.npy",
+                             sample_size=30, clustering="sample", progress=False)
+    drawn = streaming.open_series(tmp_path / "x.npy").sample(30, random_state=0)
+    direct = CNNKMeans(clusters=3, **TINY).fit(drawn.X)
+    np.testing.assert_array_equal(streamed.cluster_centers_, direct.cluster_centers_)
+    np.testing.assert_array_equal(streamed.labels_, direct.labels_)
+    assert streamed.n_series_streamed_ == 30
+
+
+def test_webscale_fit_clusters_every_streamed_embedding(data, tmp_path):
+    from tsc_toolkit.kmeans import WebScaleKMeans
+
+    X = data[0]
+    write_csv(X, tmp_path / "x.csv")
+    keep = tmp_path / "emb.npy"
+    model = CNNKMeans(clusters=3, clustering="kmeans", kernel_features=0, **TINY)
+    streaming.fit(model, tmp_path / "x.csv", channels=2, sample_size=30, embeddings=keep,
+                  chunk_size=16, progress=False)
+    assert model.n_series_streamed_ == len(X) and model.embeddings_.shape[0] == 30
+    z = np.load(keep)
+    np.testing.assert_allclose(z, model.transform(read_csv(tmp_path / "x.csv", channels=2)),
+                               **CLOSE)
+    km = WebScaleKMeans(k=3, random_state=0, device="cpu").fit(z)
+    np.testing.assert_allclose(model.cluster_centers_, km.cluster_centers_, **CLOSE)
+    # predictions use the new centers
+    np.testing.assert_array_equal(model.predict(X), km.predict(model.transform(X)))
+
+    # with a random-kernel view the features are clustered, the centers are mean embeddings
+    viewed = streaming.fit(CNNKMeans(clusters=3, clustering="kmeans", kernel_features=40, **TINY),
+                           tmp_path / "x.csv", channels=2, sample_size=30, chunk_size=16,
+                           clustering="webscale", progress=False)
+    assert viewed.features_.shape[1] > 5
+    assert viewed.feature_centers_.shape == (3, viewed.features_.shape[1])
+    assert viewed.cluster_centers_.shape == (3, 5)
+    with pytest.raises(ValueError, match="clustering='kmeans'"):
+        streaming.fit(CNNKMeans(clusters=3, clustering="spectral", **TINY), tmp_path / "x.csv",
+                      channels=2, clustering="webscale", progress=False)
+
+
+def test_a_model_fitted_through_the_estimator_from_a_path(data, tmp_path):
+    X = data[0]
+    np.save(tmp_path / "x.npy", X)
+    model = CNNKMeans(clusters=3, **TINY).fit(tmp_path / "x.npy")
+    assert model.n_series_streamed_ == len(X)
+    assert model.predict(tmp_path / "x.npy").shape == (len(X),)

@@ -1,0 +1,270 @@
+"""CNN-KMeans on series that do not fit in memory: chunk in, chunk out.
+
+``transform``, ``predict`` and ``assign`` read a source (see :mod:`tsc_toolkit.sources`) one
+chunk at a time, embed the chunk, and either append the results to a file (``.npy``, Parquet,
+fg's CSV; see :mod:`tsc_toolkit.sinks`) or gather them. With an output file, memory is bounded
+by the chunk size whatever the number of series. ``fit`` trains the encoder on series drawn
+from the source (the triplet windows are cut from those), then clusters either that sample's
+embeddings (``clustering="sample"``) or the embeddings of every series, streamed to a
+``.npy`` file and clustered from there by :class:`~tsc_toolkit.kmeans.WebScaleKMeans`
+(``clustering="webscale"``).
+
+:class:`~tsc_toolkit.CNNKMeans` sends a source or a path given to its own ``fit``,
+``transform``, ``predict`` or ``assign`` here, with the defaults below.
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from tsc_toolkit import CNNKMeans
+>>> from tsc_toolkit.datasets import make_series
+>>> from tsc_toolkit import streaming
+>>> tmp = tempfile.mkdtemp()
+>>> X, _ = make_series(40, length=30, missing_rate=0.05, short_fraction=0.3)
+>>> np.save(os.path.join(tmp, "series.npy"), X)
+>>> model = CNNKMeans(clusters=2, epochs=1, blocks=1, filters=8, reduced_size=8,
+...                   output_size=4, n_init=1, random_state=0, verbose=0)
+>>> _ = streaming.fit(model, os.path.join(tmp, "series.npy"), sample_size=30, progress=False)
+>>> out = streaming.assign(model, os.path.join(tmp, "series.npy"),
+...                        os.path.join(tmp, "labels.parquet"), chunk_size=16, progress=False)
+>>> import pandas as pd
+>>> pd.read_parquet(out).shape
+(40, 7)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .sinks import open_writer
+from .sources import SeriesSource, open_series
+from .training import nearest_centers
+
+__all__ = ["transform", "predict", "assign", "fit", "embed_chunks", "CHUNK_SIZE",
+           "SAMPLE_SIZE"]
+
+#: Series per chunk: 4096 series of length 500 are 8 MiB of float32 (16 MiB as network input).
+CHUNK_SIZE = 4096
+#: Series drawn from the source to train the encoder on.
+SAMPLE_SIZE = 20_000
+
+
+def _chunks(model, source, chunk_size: int, progress: bool, open_options: dict):
+    """The chunks of ``source``, with a tqdm bar over the series when asked."""
+    source = open_series(source, **_open_defaults(model, open_options))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=source.n_series, desc="embedding", unit="series", smoothing=0.1)
+    try:
+        for chunk in source.chunks(chunk_size):
+            yield chunk
+            if bar is not None:
+                bar.update(len(chunk.ids))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def embed_chunks(model, source, *, chunk_size: int = CHUNK_SIZE, progress: bool = False,
+                 **open_options) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(ids, embeddings)`` of each chunk of ``source``, in the source's order.
+
+    The embeddings are those of ``model.transform`` (normalised as the model normalises).
+    """
+    for chunk in _chunks(model, source, chunk_size, progress, open_options):
+        yield chunk.ids, model.transform(chunk.X)
+
+
+def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open_options):
+    from .cnn_kmeans import Assignment
+
+    writer = open_writer(output, kind) if output is not None else None
+    parts: list[tuple] = []
+    try:
+        for chunk in _chunks(model, source, chunk_size, progress, open_options):
+            # the model labels each series on its own, so a chunk gets what the whole would
+            if kind == "transform":
+                result = (None, None, model.transform(chunk.X))
+            else:
+                result = tuple(model.assign(chunk.X))
+            if writer is not None:
+                writer.write(chunk.ids, *result)
+            else:
+                parts.append(result)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        return writer.path if writer.path is not None else output
+    if not parts:
+        raise ValueError("The source holds no series.")
+    if kind == "transform":
+        return np.concatenate([p[2] for p in parts])
+    result = Assignment(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+    return result.closest_cluster if kind == "predict" else result
+
+
+def transform(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
+              progress: bool = True, **open_options):
+    """Embeddings of every series of ``source``, streamed.
+
+    Parameters
+    ----------
+    model : CNNKMeans
+        A fitted model.
+    source : path, array, SeriesSource or iterable of chunks
+        Anything :func:`tsc_toolkit.sources.open_series` opens.
+    output : path or text stream, optional
+        Write the results there a chunk at a time (``.npy``, ``.parquet``, else CSV) and
+        return the path; without it the results are gathered in memory and returned.
+    chunk_size : int, default=4096
+        Series per chunk: what bounds the memory.
+    progress : bool, default=True
+        Show a tqdm bar.
+    **open_options
+        For :func:`~tsc_toolkit.sources.open_series` (``channels`` defaults to the model's).
+
+    Returns
+    -------
+    ndarray of shape (n_series, output_size), or the output's path
+    """
+    return _run(model, source, output, "transform", chunk_size, progress, open_options)
+
+
+def predict(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
+            progress: bool = True, **open_options):
+    """Cluster of every series of ``source``, streamed (parameters as :func:`transform`).
+
+    Returns
+    -------
+    ndarray of shape (n_series,), int64, or the output's path
+    """
+    return _run(model, source, output, "predict", chunk_size, progress, open_options)
+
+
+def assign(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
+           progress: bool = True, **open_options):
+    """Cluster, distance and embedding of every series, streamed (as :func:`transform`).
+
+    Returns
+    -------
+    Assignment, or the output's path
+    """
+    return _run(model, source, output, "assign", chunk_size, progress, open_options)
+
+
+def fit(model, source, *, sample_size: int = SAMPLE_SIZE, clustering: str = "auto",
+        embeddings: str | os.PathLike | None = None, X_valid=None, callbacks=None,
+        chunk_size: int = CHUNK_SIZE, progress: bool = True, random_state: int | None = 0,
+        **open_options):
+    """Train ``model`` on series drawn from ``source`` and cluster without loading it whole.
+
+    Parameters
+    ----------
+    model : CNNKMeans
+        Its hyperparameters are used as given; ``model.fit`` runs on the drawn series.
+    source : path, array, SeriesSource or iterable of chunks
+    sample_size : int, default=20000
+        Series drawn uniformly (random rows of a ``.npy``, one reservoir pass otherwise); the
+        encoder trains on windows of these, and only these are in memory.
+    clustering : {"auto", "sample", "webscale"}, default="auto"
+        ``"sample"``: the centers are K-Means on the drawn series' embeddings (what
+        ``model.fit`` computes); stream :func:`predict` afterwards to label every series.
+        ``"webscale"`` (``CNNKMeans(clustering="kmeans")`` only): what the model clusters
+        (the embedding, beside its random-kernel view when it has one) is streamed for every
+        series into ``embeddings``, a ``.npy``, and
+        :class:`~tsc_toolkit.kmeans.WebScaleKMeans` clusters that file from disk; its centers
+        become ``feature_centers_`` (``cluster_centers_``: the members' mean embeddings).
+        ``"auto"``: ``"webscale"`` when the model clusters with K-Means and the source holds
+        more series than ``sample_size`` (or does not say), else ``"sample"`` (spectral
+        clustering labels new series by their neighbours in the sample).
+    embeddings : path, optional
+        Where ``"webscale"`` keeps the clustered features of every series (a temporary file,
+        removed at the end, by default).
+    X_valid, callbacks
+        As for :meth:`CNNKMeans.fit`.
+    chunk_size, progress, **open_options
+        As for :func:`transform`.
+    random_state : int or None, default=0
+        Seed of the draw.
+
+    Returns
+    -------
+    model
+        Fitted: ``embeddings_`` and ``labels_`` are those of the drawn series;
+        ``n_series_streamed_`` counts the series clustered (the sample's size for
+        ``"sample"``).
+    """
+    if clustering not in ("auto", "sample", "webscale"):
+        raise ValueError(f"clustering must be 'auto', 'sample' or 'webscale', got "
+                         f"{clustering!r}.")
+    graph = getattr(model, "clustering", "kmeans") == "spectral"
+    if clustering == "webscale" and graph:
+        raise ValueError("clustering='webscale' needs CNNKMeans(clustering='kmeans'): spectral "
+                         "clustering labels new series by their neighbours in the sample.")
+    source = open_series(source, **_open_defaults(model, open_options, fitted=False))
+    drawn = source.sample(int(sample_size), random_state)
+    model.fit(drawn.X, X_valid=X_valid, callbacks=callbacks)
+    if clustering == "auto":
+        total = source.n_series
+        larger = total is None or total > len(drawn.ids)
+        clustering = "webscale" if larger and not graph else "sample"
+    model.n_series_streamed_ = len(drawn.ids)
+    if clustering == "sample":
+        return model
+    with tempfile.TemporaryDirectory(prefix="tsc-embeddings-") as tmp:
+        path = Path(embeddings) if embeddings is not None else Path(tmp) / "embeddings.npy"
+        emb_path = Path(tmp) / "model-embeddings.npy"
+        with open_writer(path, "transform") as features, \
+                open_writer(emb_path, "transform") as plain:
+            for chunk in _chunks(model, source, chunk_size, progress, {}):
+                z = model.transform(chunk.X)
+                # what the model clusters: the embedding, beside its random-kernel view if any
+                features.write(chunk.ids, embeddings=model._features(chunk.X, z))
+                plain.write(chunk.ids, embeddings=z)
+        from .kmeans import WebScaleKMeans
+
+        seed = None if random_state is None else int(random_state)
+        km = WebScaleKMeans(k=model.clusters, random_state=seed, device=model.device).fit(
+            np.load(path, mmap_mode="r"))
+        model.feature_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
+        if getattr(model, "kernel_view_", None) is None:  # the features are the embeddings
+            model.cluster_centers_ = model.feature_centers_
+        else:
+            model.cluster_centers_ = _member_means(np.load(emb_path, mmap_mode="r"),
+                                                   km.labels_, model.clusters)
+        model.n_series_streamed_ = int(len(km.labels_))
+    model.labels_ = nearest_centers(model.features_, model.feature_centers_)[0]
+    dist = np.linalg.norm(model.embeddings_ - model.cluster_centers_[model.labels_], axis=1)
+    model.inertia_ = float((dist.astype(np.float64) ** 2).sum())
+    return model
+
+
+def _member_means(z, labels: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:
+    """Mean embedding of each cluster, read from a memmap a chunk at a time."""
+    sums = np.zeros((k, z.shape[1]), dtype=np.float64)
+    counts = np.zeros(k, dtype=np.int64)
+    for start in range(0, len(z), chunk):
+        lab = labels[start:start + chunk]
+        np.add.at(sums, lab, np.asarray(z[start:start + chunk], dtype=np.float64))
+        counts += np.bincount(lab, minlength=k)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+
+
+def _open_defaults(model, options: dict, fitted: bool = True) -> dict:
+    """Options for ``open_series``: CSV and wide files hold the model's channels per series."""
+    options = dict(options)
+    if fitted and "channels" not in options and hasattr(model, "n_channels_"):
+        options["channels"] = int(model.n_channels_)
+    return options
+
+
+def is_streamed(obj) -> bool:
+    """Whether CNNKMeans should hand ``obj`` to this module (a source or a path)."""
+    return isinstance(obj, (SeriesSource, str, os.PathLike))
