@@ -11,6 +11,7 @@ of ``fit`` + labels for one seed (pre-processing excluded; numba kernels compile
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 
@@ -238,6 +239,10 @@ def run(cfg: Config) -> Section:
                     if method in PEERS:
                         _save_peer_cache(cfg, rows + [r for key, r in cache.items()
                                                       if key[0] not in cfg.datasets])
+            if cfg.extra.get("runs_path"):  # what a run measured survives its interruption
+                pd.DataFrame(rows).merge(pd.DataFrame(info), on="dataset", how="left").assign(
+                    section_seconds=time.perf_counter() - total.start).to_csv(
+                    cfg.extra["runs_path"], index=False)
     _save_peer_cache(cfg, rows + [r for key, r in cache.items() if key[0] not in cfg.datasets])
     return section_from_runs(pd.DataFrame(rows), pd.DataFrame(info), cfg, total.seconds)
 

@@ -74,6 +74,12 @@ def main(argv=None) -> int:
                         help="comma-separated CSVs saved by --save-runs: build the quality "
                              "section from them instead of running it")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--peer-budget", type=float, default=None,
+                        help="skip a peer where its estimated seconds per fit exceed this "
+                             "(default 120)")
+    parser.add_argument("--partial-runs", default=None,
+                        help="rewrite the quality section's per-fit table here after every "
+                             "dataset, so an interrupted run keeps its measurements")
     parser.add_argument("--cnn-max-steps", type=int, default=None,
                         help="training budget of CNN-KMeans in the quality section")
     args = parser.parse_args(argv)
@@ -90,6 +96,10 @@ def main(argv=None) -> int:
         cfg.seeds = tuple(int(v) for v in args.seeds.split(","))
     if args.cnn_max_steps:
         cfg.cnn_max_steps = args.cnn_max_steps
+    if args.peer_budget is not None:
+        cfg.peer_budget_s = args.peer_budget
+    if args.partial_runs:
+        cfg.extra["runs_path"] = args.partial_runs
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     load_start = load_average()
     t0 = time.perf_counter()
