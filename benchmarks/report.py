@@ -297,19 +297,14 @@ def results_summary(sections: Sequence[Section], cfg: Config, link: str = "docs/
             + ". "
             + _peer_wins_sentence(runs, METHODS),
             "",
-            to_markdown(q.tables["panel"]),
-            "",
-            "Targets for CNN-KMeans at its defaults, as measured in this run:",
-            "",
-            to_markdown(q.tables["targets"]),
-            "",
-            "Mean NMI per group:",
-            "",
-            to_markdown(q.tables["groups"]),
-            "",
-            to_markdown(pd.DataFrame(rows)),
-            "",
         ]
+        for key, lead in (("panel", None),
+                          ("targets", "Targets for CNN-KMeans at its defaults, as measured in "
+                                      "this run:"),
+                          ("groups", "Mean NMI per group:")):
+            if key in q.tables and not q.tables[key].empty:
+                out += ([lead, ""] if lead else []) + [to_markdown(q.tables[key]), ""]
+        out += [to_markdown(pd.DataFrame(rows)), ""]
     if "speed" in by_key:
         t = by_key["speed"].tables["training"]
         cpu = t[t.device == "cpu"].set_index("data")
