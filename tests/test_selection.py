@@ -162,7 +162,8 @@ def test_accepts_a_fitted_cnnkmeans():
     model = CNNKMeans(clusters=3, blocks=2, filters=16, reduced_size=16, output_size=16,
                       epochs=3, random_state=0, device="cpu").fit(X)
     scan = scan_k(model, range(2, 6), n_init=2, n_refs=2, random_state=0)
-    direct = scan_k(model.embeddings_, range(2, 6), n_init=2, n_refs=2, random_state=0)
+    # what the clustering stage saw: the embedding and the random-kernel view
+    direct = scan_k(model.features_, range(2, 6), n_init=2, n_refs=2, random_state=0)
     assert scan.scores.equals(direct.scores)
     assert scan.labels[3].shape == (60,)
     assert set(scan.suggested) == set(METRICS)
