@@ -35,9 +35,11 @@ __all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED"]
 METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap")
 _COLUMNS = ["k", "inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_se"]
 #: The criteria whose suggestion is the recommended k (:attr:`KScan.best_k_`), the first one
-#: computed wins. The order comes from the development panel (docs/benchmarks.md): how often
-#: each criterion's k was the number of classes, or within one of it.
-RECOMMENDED = ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "gap")
+#: computed wins. The order comes from 16 sets of the development panel (k scanned 2-12 on
+#: the features of a default model, seed 0): the number of classes was within one of the
+#: suggested k for Calinski-Harabasz 7 times (5 exactly), silhouette 7 (4), Davies-Bouldin 5
+#: (2), the inertia elbow 3 (0), the gap statistic 2 (0).
+RECOMMENDED = ("calinski_harabasz", "silhouette", "davies_bouldin", "inertia", "gap")
 _ALGORITHMS = ("lloyd", "elkan", "webscale")
 _REFERENCES = ("pca", "box")
 
@@ -189,7 +191,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     >>> scan.suggested
     {'inertia': 4, 'silhouette': 4, 'calinski_harabasz': 4, 'davies_bouldin': 4, 'gap': 4}
     >>> scan.best_k_, scan.recommended_by
-    (4, 'silhouette')
+    (4, 'calinski_harabasz')
     >>> scan.scores.columns.tolist()
     ['k', 'inertia', 'silhouette', 'calinski_harabasz', 'davies_bouldin', 'gap', 'gap_se']
     >>> scan.labels[4].shape, scan.centers[4].shape
