@@ -64,8 +64,8 @@ notebooks: $(BIN)/.notebooks
 lint: venv
 	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
 
-# Benchmarks against tslearn/aeon/scikit-learn (the `bench` extra), about half an hour on 2 idle
-# cores; writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images.
+# Benchmarks against tslearn/aeon/scikit-learn on the 31-set development panel (the `bench`
+# extra), estimated at about 2 hours on 2 idle cores with the peers' stored runs reused; writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images.
 bench: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"
 	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md --save-runs docs/benchmark_runs.csv
