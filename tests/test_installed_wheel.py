@@ -132,10 +132,12 @@ def _fresh_venv(path: Path) -> Path:
 def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
     python = _fresh_venv(venv)
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-          "--no-index", "-q", str(wheel)])
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "TSC_TOOLKIT_DATA", "VIRTUAL_ENV")}
+    # --ignore-installed: the fresh venv sees our site-packages, where the editable install's
+    # metadata would otherwise make pip call the wheel "already satisfied" and skip it.
+    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+          "--no-index", "--ignore-installed", "-q", str(wheel)], env=env)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TSC_TOOLKIT_FAST="1",
                JUPYTER_PATH=str(tmp_path / "jupyter"))
     work = tmp_path / "work"
