@@ -158,7 +158,7 @@ def _load_peer_cache(cfg: Config) -> dict:
 def _save_peer_cache(cfg: Config, rows: list[dict]) -> None:
     if not cfg.peer_cache:
         return
-    peers = pd.DataFrame([r for r in rows if r["method"] in PEERS and r["status"] != "cached"])
+    peers = pd.DataFrame([r for r in rows if r["method"] in PEERS])
     if peers.empty:
         return
     peers = peers[~peers.status.str.startswith("not installed")]

@@ -515,7 +515,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return self.fit(X, y, **fit_params).embeddings_.copy()
 
     def predict(self, X) -> np.ndarray:
-        """Cluster of each series: the nearest center to its embedding."""
+        """Cluster of each series (see :meth:`assign`)."""
         return self.assign(X).closest_cluster
 
     def assign(self, X) -> Assignment:
@@ -527,8 +527,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         if is_streamed(X):
             return streaming.assign(self, X, progress=self.verbose >= 1)
+        X = as_dataset(X)  # once: transform and the random-kernel view both read it
         z = self.transform(X)
-        X = as_dataset(X)
         labels = self._labels_of(X, z)
         dist = np.linalg.norm(z - self.cluster_centers_[labels], axis=1).astype(np.float32)
         return Assignment(labels, dist, z)
