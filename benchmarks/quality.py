@@ -14,6 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,17 @@ def _fit_cnn(views, k, seed, cfg) -> tuple[np.ndarray, dict]:
     budget = {} if cfg.cnn_max_steps is None else {"max_steps": cfg.cnn_max_steps}
     model = CNNKMeans(clusters=k, random_state=seed, device="cpu", **budget)
     model.fit(views["raw"])
-    return model.labels_, {"steps": model.n_steps_}
+    # "_features" is not a column: the loop stores it for the k benchmark and drops it
+    return model.labels_, {"steps": model.n_steps_, "_features": model.features_}
+
+
+def save_features(folder, dataset: str, seed: int, features: np.ndarray, y) -> Path:
+    """Keep what a default model clustered, so the k benchmark scans it without refitting."""
+    path = Path(folder) / f"{dataset}-seed{seed}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, features=np.asarray(features, dtype=np.float32),
+                        labels=np.asarray(y))
+    return path
 
 
 def _fit_raw(views, k, seed, cfg) -> tuple[np.ndarray, dict]:
@@ -228,6 +239,9 @@ def run(cfg: Config) -> Section:
                                          "nmi": np.nan, "ari": np.nan, "seconds": np.nan,
                                          "status": f"error: {type(exc).__name__}: {exc}"[:160]})
                             continue
+                    features = extra.pop("_features", None)
+                    if features is not None and cfg.extra.get("features_dir"):
+                        save_features(cfg.extra["features_dir"], name, seed, features, y)
                     if cfg.verbose:
                         print(f"[bench]   {name} {method} seed {seed}: {t.seconds:.1f} s",
                               flush=True)

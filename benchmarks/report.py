@@ -99,7 +99,9 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "",
         "Out of core (series embedded from a memory-mapped file under a memory cap, "
         "WebScaleKMeans over embeddings on disk): [benchmarks_streaming.md]"
-        "(benchmarks_streaming.md), written by `python -m benchmarks.streaming`.",
+        "(benchmarks_streaming.md), written by `python -m benchmarks.streaming`. Choosing k "
+        "(how often each criterion of `scan_k` finds the number of classes on the panel): "
+        "[benchmarks_k.md](benchmarks_k.md), written by `python -m benchmarks.choose_k`.",
         "",
         f"Total time of this run: {fmt_seconds(total_seconds)}"
         + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else "."),

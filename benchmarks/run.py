@@ -80,6 +80,9 @@ def main(argv=None) -> int:
     parser.add_argument("--partial-runs", default=None,
                         help="rewrite the quality section's per-fit table here after every "
                              "dataset, so an interrupted run keeps its measurements")
+    parser.add_argument("--features-dir", default=None,
+                        help="save the features each CNN-KMeans fit clustered (one .npz per "
+                             "set and seed) for `python -m benchmarks.choose_k`")
     parser.add_argument("--cnn-max-steps", type=int, default=None,
                         help="training budget of CNN-KMeans in the quality section")
     args = parser.parse_args(argv)
@@ -100,6 +103,8 @@ def main(argv=None) -> int:
         cfg.peer_budget_s = args.peer_budget
     if args.partial_runs:
         cfg.extra["runs_path"] = args.partial_runs
+    if args.features_dir:
+        cfg.extra["features_dir"] = args.features_dir
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     load_start = load_average()
     t0 = time.perf_counter()

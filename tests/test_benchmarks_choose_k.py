@@ -1,0 +1,51 @@
+"""The k benchmark counts each criterion's hits right and reads what the quality run saved."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import make_blobs
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `benchmarks/` sits next to the package, not inside it
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import choose_k  # noqa: E402
+from benchmarks.quality import save_features  # noqa: E402
+
+
+def test_summary_counts_exact_and_within_one_hits():
+    rows = pd.DataFrame({"classes": [3, 4, 10, 2], "gap": [3, 5, 2, 2],
+                         "silhouette": [2, 2, 9, 12]})
+    table = choose_k.summary(rows, ["gap", "silhouette"]).set_index("criterion")
+    assert table.loc["gap", "k = classes"] == 2 and table.loc["gap", "within one"] == 3
+    assert table.loc["silhouette", "k = classes"] == 0
+    assert table.loc["silhouette", "within one"] == 2
+    assert table.loc["gap", "median abs. miss"] == 0.5
+
+
+def test_scanned_range_holds_the_classes_and_at_least_eleven_ks():
+    assert choose_k.k_range(3, 500) == range(2, 13)
+    assert choose_k.k_range(37, 781) == range(2, 40)
+    assert choose_k.k_range(4, 8) == range(2, 8)  # never k >= n
+
+
+def test_scans_every_saved_set_in_panel_order_and_writes_the_report(tmp_path):
+    feats = tmp_path / "features"
+    for name, centers, seed in (("Zeta", 3, 0), ("GunPoint", 2, 1), ("ArrowHead", 4, 2)):
+        X, y = make_blobs(n_samples=90, centers=centers, n_features=5, cluster_std=0.3,
+                          random_state=seed)
+        save_features(feats, name, 0, X, y)
+    save_features(feats, "GunPoint", 1, np.zeros((4, 2)), np.arange(4))  # another seed: ignored
+    out = tmp_path / "k.md"
+    assert choose_k.main(["--features", str(feats), "--out", str(out), "--threads", "1"]) == 0
+    rows = pd.read_csv(out.with_suffix(".csv"))
+    assert rows["dataset"].tolist() == ["GunPoint", "ArrowHead", "Zeta"]
+    assert rows["classes"].tolist() == [2, 4, 3]
+    assert (rows["recommended"] == rows["calinski_harabasz"]).all()
+    text = out.read_text()
+    assert "## Per criterion" in text and "| recommended | 3 |" in text
+    assert "**" in text  # well-separated blobs: some criterion finds the classes, shown bold
