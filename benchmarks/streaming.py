@@ -3,6 +3,7 @@
 Usage::
 
     python -m benchmarks.streaming                 # small sizes (minutes on one core)
+    python -m benchmarks.streaming --medium        # 100,000 x 500 and the 10M x 320 K-Means
     python -m benchmarks.streaming --full          # the targets: 1,000,000 x 500 and 10M x 320
     python -m benchmarks.streaming --fast          # a smoke run (seconds)
 
@@ -56,6 +57,9 @@ SIZES = {
     # encode: series at length 500 (time in n), lengths at the smallest n (time in length)
     "small": {"n": (2_500, 5_000, 10_000, 20_000), "length": 500,
               "lengths": (125, 250, 1000), "embed_n": 1_000_000, "cap_mib": 1024},
+    # a tenth of the target's series (about 15 min on 2 idle threads), the K-Means target whole
+    "medium": {"n": (25_000, 50_000, 100_000), "length": 500, "lengths": (125, 250, 1000),
+               "embed_n": 10_000_000, "cap_mib": 1024},
     "full": {"n": (100_000, 1_000_000), "length": 500, "lengths": (125, 250, 1000),
              "embed_n": 10_000_000, "cap_mib": 1024},
     "fast": {"n": (200, 400), "length": 64, "lengths": (32,), "embed_n": 20_000,
@@ -266,23 +270,25 @@ def render(res: dict, command: str, load_start: str, load_end: str) -> str:
     ]
     projected = per_series * TARGET_SERIES * (TARGET_LENGTH / largest.length) ** exp_len
     ws_projected = ws["seconds"] * TARGET_EMBEDDINGS / ws["series"]
-    measured_full = res["size"] == "full"
+    measured_full = int(largest.series) >= TARGET_SERIES
     lines = [
         "# Out-of-core benchmark: streaming embeddings and K-Means from disk",
         "",
         f"Written by `{command}`; do not edit by hand. "
         + ("Full sizes." if measured_full else
-           "**Measured at small sizes** on a shared machine; the full sizes of the targets "
-           "are **projected** below (run `python -m benchmarks.streaming --full` to measure "
-           "them: about 12 GB of disk and, from the projection, hours on one core)."),
+           f"Series embedded up to **{int(largest.series):,}** of the target's "
+           f"{TARGET_SERIES:,}: the target's time is **projected** from them below (run "
+           "`python -m benchmarks.streaming --full` to measure it; from the projection, hours)."
+           + (" The K-Means target is measured at full size." if ws["series"] >=
+              TARGET_EMBEDDINGS else "")),
         "",
         "| | |", "|---|---|",
         f"| CPU | {res['cpu']} ({res['cores']} cores; {res['threads']} torch thread used) |",
         f"| load average (1, 5, 15 min) | at start {load_start}; at end {load_end} |",
         "| versions | " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()) + " |",
         "",
-        "The machine was shared with other benchmark runs: a load average above the number of "
-        "cores means the times are inflated.",
+        "A load average above the number of cores means other jobs shared the machine and the "
+        "times are inflated.",
         "",
         CAP_TEXT,
         "",
@@ -314,7 +320,8 @@ def render(res: dict, command: str, load_start: str, load_end: str) -> str:
         + ("met" if enc.rss_anon_peak_mib.max() < cap else "**missed**")
         + " at the measured sizes, and the bound does not depend on n; time: "
         + (f"{largest.seconds:.0f} s measured" if measured_full else
-           f"**projected** {projected / 3600:.1f} h on {res['threads']} thread "
+           f"**projected** {projected / 3600:.1f} h on {res['threads']} "
+           f"thread{'s' if res['threads'] != 1 else ''} "
            f"({1e3 * per_series:.2f} ms per series x {TARGET_SERIES:,}"
            + (f" x ({TARGET_LENGTH}/{int(largest.length)})^{exp_len:.2f}"
               if largest.length != TARGET_LENGTH else "") + ")") + " |",
@@ -345,7 +352,7 @@ def _cost_projection(per_series: float, length: int, threads: int) -> list[str]:
         "",
         "| | |", "|---|---|",
         f"| measured | {1e3 * per_series:.2f} ms per series of length {length} on {threads} "
-        "CPU thread, streamed from disk |",
+        f"CPU thread{'s' if threads != 1 else ''}, streamed from disk |",
         f"| CPU-hours for {COST_SERIES:,} series | {cpu_hours:,.0f} |",
         f"| instance-hours on {COST_INSTANCE} ({COST_VCPUS} vCPUs) | {hours:,.1f} |",
         f"| wall time with `batch_predict(..., instance_count={COST_INSTANCES})` | "
@@ -357,8 +364,8 @@ def _cost_projection(per_series: float, length: int, threads: int) -> list[str]:
         f"at least {COST_INSTANCES} files (SageMaker gives each S3 object to one instance: "
         "`tsc_toolkit.sagemaker.staging.upload_series` splits a large collection), with no "
         "start-up or I/O time. Linear scaling with vCPUs is optimistic (a vCPU is a "
-        "hyperthread), while the time per series was measured on a shared, loaded machine "
-        "(slower than idle). A GPU instance is not measured here (no GPU was available).",
+        "hyperthread), and the time per series is this run's (slower than idle when the load "
+        "average above exceeds the cores). A GPU instance is not measured here (no GPU was available).",
         "",
     ]
 
@@ -369,6 +376,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="the targets' sizes (hours)")
+    group.add_argument("--medium", action="store_true",
+                       help="100,000 series and the 10M-point K-Means (about 20 min, 14 GB disk)")
     group.add_argument("--fast", action="store_true", help="a smoke run (seconds)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_streaming.md"))
@@ -382,13 +391,14 @@ def main(argv=None) -> int:
     if args.render:
         res = json.loads(Path(args.render).read_text())
     else:
-        size = "full" if args.full else "fast" if args.fast else "small"
+        size = ("full" if args.full else "medium" if args.medium else
+                "fast" if args.fast else "small")
         res = {"load_start": load_average()}
         tic = time.perf_counter()
         res.update(run(size, args.threads))
         res.update(load_end=load_average(), seconds=time.perf_counter() - tic)
         res["command"] = "python -m benchmarks.streaming" + {
-            "full": " --full", "fast": " --fast"}.get(size, "") + (
+            "full": " --full", "medium": " --medium", "fast": " --fast"}.get(size, "") + (
             f" --threads {args.threads}" if args.threads != 1 else "")
         Path(args.out).with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
     text = render(res, res["command"], res["load_start"], res["load_end"])
