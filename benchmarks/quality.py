@@ -362,7 +362,9 @@ def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
     spread = ok.groupby("dataset").nmi.std(ddof=0)
     seeds = ok.groupby("dataset").seed.nunique()
     calm = float((spread[seeds >= 2] <= 0.05).mean()) if (seeds >= 2).any() else np.nan
-    gun = cnn.get("GunPoint", np.nan)
+    # GunPoint flipped between 0 and 0.34 from one seed to the next: every seed must clear it
+    gun_runs = ok[ok.dataset == "GunPoint"].nmi
+    gun = float(gun_runs.min()) if len(gun_runs) else np.nan
     def shown(value, fmt):
         return "–" if value is None or not np.isfinite(value) else fmt.format(value)
 
@@ -371,10 +373,12 @@ def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
          ratio >= 1.15),
         ("best method on >= 60 % of the sets", f"{share:.0%}", share >= 0.6),
         ("median fit time <= 60 s", shown(secs.median(), "{:.0f} s"), secs.median() <= 60),
-        ("no fit over 5 minutes", shown(secs.max(), "max {:.0f} s"), secs.max() <= 300),
+        ("no fit over 5 minutes", shown(ok.seconds.max(), "max {:.0f} s"),
+         ok.seconds.max() <= 300),
         ("NMI std over seeds <= 0.05 on >= 80 % of the sets",
          "–" if np.isnan(calm) else f"{calm:.0%}", bool(calm >= 0.8) if calm == calm else False),
-        ("GunPoint clearly above 0", shown(gun, "{:.3f}"), bool(gun > 0.05)),
+        ("GunPoint clearly above 0 (NMI > 0.05 on every seed)", shown(gun, "lowest {:.3f}"),
+         bool(gun > 0.05)),
     ]
     return pd.DataFrame([{"target": t, "measured": m, "met": "yes" if ok_ else "no"}
                          for t, m, ok_ in rows])
