@@ -63,11 +63,17 @@ def scan_set(path: Path, seed: int = SEED) -> dict:
     return row
 
 
+#: A criterion that always answers 2: what a hit rate must beat on a panel with many 2-class
+#: sets.
+BASELINE = "always 2 (baseline)"
+
+
 def summary(rows: pd.DataFrame, criteria) -> pd.DataFrame:
     """Per criterion: sets where it found the classes exactly, within one, and its mean miss."""
     out = []
-    for name in criteria:
-        miss = (rows[name] - rows["classes"]).abs()
+    for name in [*criteria, BASELINE]:
+        guess = 2 if name == BASELINE else rows[name]
+        miss = (guess - rows["classes"]).abs()
         out.append({"criterion": name, "sets": len(rows),
                     "k = classes": int((miss == 0).sum()),
                     "within one": int((miss <= 1).sum()),
@@ -119,6 +125,11 @@ def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
         "",
         "## Per criterion",
         "",
+        f"`{BASELINE}` answers 2 whatever the data: {int((rows['classes'] == 2).sum())} of "
+        f"these {len(rows)} sets have two classes and "
+        f"{int((rows['classes'] <= 3).sum())} at most three, so a criterion is only useful "
+        "where it does better than that row.",
+        "",
         to_markdown(summary(rows, criteria)),
         "",
         "## Recommended k by group",
@@ -139,15 +150,26 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_k.md"))
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--render", metavar="CSV",
+                        help="write the report from a per-set table this script saved")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.render:  # the run's own command, load and time are in the saved table
+        rows = pd.read_csv(args.render)
+        meta = {k: rows.pop(k).iloc[0]
+                for k in ("command", "load_start", "load_end", "run_seconds")}
+        out.write_text(render(rows, meta["command"], meta["load_start"], meta["load_end"],
+                              float(meta["run_seconds"])))
+        print(f"[choose_k] wrote {out}")
+        return 0
     load_start, tic = load_average(), time.perf_counter()
     rows = run(Path(args.features), args.seed, args.threads)
-    out = Path(args.out)
-    rows.to_csv(out.with_suffix(".csv"), index=False)
-    command = "python -m benchmarks.choose_k " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:])
-    out.write_text(render(rows, command.strip(), load_start, load_average(),
-                          time.perf_counter() - tic))
+    command = ("python -m benchmarks.choose_k " + " ".join(
+        argv if argv is not None else sys.argv[1:])).strip()
+    load_end, seconds = load_average(), time.perf_counter() - tic
+    rows.assign(command=command, load_start=load_start, load_end=load_end,
+                run_seconds=seconds).to_csv(out.with_suffix(".csv"), index=False)
+    out.write_text(render(rows, command, load_start, load_end, seconds))
     print(f"[choose_k] wrote {out}")
     return 0
 

@@ -49,3 +49,25 @@ def test_scans_every_saved_set_in_panel_order_and_writes_the_report(tmp_path):
     text = out.read_text()
     assert "## Per criterion" in text and "| recommended | 3 |" in text
     assert "**" in text  # well-separated blobs: some criterion finds the classes, shown bold
+    again = tmp_path / "again.md"
+    assert choose_k.main(["--render", str(out.with_suffix(".csv")), "--out", str(again)]) == 0
+    assert again.read_text() == text  # the report can be rewritten from the saved table
+
+
+def test_clustering_stages_recluster_every_saved_fit_and_compare_with_the_default(tmp_path):
+    from benchmarks import clustering_stages
+
+    feats = tmp_path / "features"
+    for seed in (0, 1):
+        X, y = make_blobs(n_samples=60, centers=3, n_features=clustering_stages.EMBEDDING + 4,
+                          cluster_std=0.5, random_state=seed)
+        save_features(feats, "GunPoint", seed, X, y)
+    out = tmp_path / "stages.md"
+    assert clustering_stages.main(["--features", str(feats), "--out", str(out), "--threads",
+                                   "1", "--stages", "spectral10,kmeans,kernel view only"]) == 0
+    runs = pd.read_csv(out.with_suffix(".csv"))
+    assert len(runs) == 2 * 3 and set(runs.seed) == {0, 1}
+    summary = clustering_stages.tables(runs)["summary"].set_index("stage")
+    assert summary.loc["spectral10", "vs default"] == 0
+    assert summary.loc["kmeans", "panel mean NMI"] > 0.9  # three well-separated blobs
+    assert "## Groups" in out.read_text()
