@@ -283,7 +283,8 @@ def render(res: dict, command: str, load_start: str, load_end: str) -> str:
               TARGET_EMBEDDINGS else "")),
         "",
         "| | |", "|---|---|",
-        f"| CPU | {res['cpu']} ({res['cores']} cores; {res['threads']} torch thread used) |",
+        f"| CPU | {res['cpu']} ({res['cores']} cores; {res['threads']} torch "
+        f"thread{'s' if res['threads'] != 1 else ''} used) |",
         f"| load average (1, 5, 15 min) | at start {load_start}; at end {load_end} |",
         "| versions | " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()) + " |",
         "",
