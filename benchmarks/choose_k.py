@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .common import REPO, set_threads, to_markdown
-from .panel import PANEL, group
+from .panel import group
+from .quality import load_features, saved_features
 from .report import cpu_count, cpu_model, load_average, versions
 
 SEED = 0
@@ -37,19 +38,11 @@ def k_range(classes: int, n: int) -> range:
     return range(2, min(max(MIN_TOP, classes + 2), n - 1) + 1)
 
 
-def feature_files(folder: Path, seed: int = SEED) -> list[tuple[str, Path]]:
-    """``(dataset, file)`` for every set saved at ``seed``, panel sets first in panel order."""
-    found = {p.name[: -len(f"-seed{seed}.npz")]: p for p in folder.glob(f"*-seed{seed}.npz")}
-    order = [d for d in PANEL if d in found] + sorted(d for d in found if d not in PANEL)
-    return [(d, found[d]) for d in order]
-
-
 def scan_set(path: Path, seed: int = SEED) -> dict:
     """Scan k on one saved set; the row holds every criterion's suggestion and the classes."""
     from tsc_toolkit.selection import scan_k
 
-    data = np.load(path, allow_pickle=False)
-    Z, y = data["features"], data["labels"]
+    Z, y = load_features(path)
     classes = len(np.unique(y))
     ks = k_range(classes, len(Z))
     tic = time.perf_counter()
@@ -85,7 +78,7 @@ def summary(rows: pd.DataFrame, criteria) -> pd.DataFrame:
 def run(folder: Path, seed: int = SEED, threads: int = 2, log=print) -> pd.DataFrame:
     set_threads(threads)
     rows = []
-    for name, path in feature_files(folder, seed):
+    for name, _, path in (f for f in saved_features(folder) if f[1] == seed):
         log(f"[choose_k] {name} ...")
         rows.append({"dataset": name, "group": group(name), **scan_set(path, seed)})
     if not rows:

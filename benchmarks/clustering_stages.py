@@ -26,7 +26,8 @@ import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
 from .common import REPO, set_threads, to_markdown
-from .panel import PANEL, group
+from .panel import group
+from .quality import load_features, saved_features
 from .report import cpu_count, cpu_model, load_average
 
 #: Width of the embedding at the front of ``features_`` (the default encoder's output).
@@ -87,21 +88,10 @@ STAGES = {
 DEFAULT = "spectral10"
 
 
-def saved_fits(folder: Path) -> list[tuple[str, int, Path]]:
-    """``(dataset, seed, file)`` of every saved fit, panel sets first in panel order."""
-    found = []
-    for path in folder.glob("*-seed*.npz"):
-        name, _, seed = path.stem.rpartition("-seed")
-        found.append((name, int(seed), path))
-    rank = {d: i for i, d in enumerate(PANEL)}
-    return sorted(found, key=lambda t: (rank.get(t[0], len(rank)), t[0], t[1]))
-
-
 def run(folder: Path, stages=tuple(STAGES), log=print) -> pd.DataFrame:
     rows = []
-    for name, seed, path in saved_fits(folder):
-        data = np.load(path, allow_pickle=False)
-        Z, y = data["features"], data["labels"]
+    for name, seed, path in saved_features(folder):
+        Z, y = load_features(path)
         k = len(np.unique(y))
         for stage in stages:
             tic = time.perf_counter()

@@ -80,6 +80,25 @@ def save_features(folder, dataset: str, seed: int, features: np.ndarray, y) -> P
     return path
 
 
+def saved_features(folder) -> list[tuple[str, int, Path]]:
+    """``(dataset, seed, file)`` of every fit :func:`save_features` kept in ``folder``, panel
+    sets first in panel order, then by name and seed."""
+    from .panel import PANEL
+
+    found = []
+    for path in Path(folder).glob("*-seed*.npz"):
+        name, _, seed = path.stem.rpartition("-seed")
+        found.append((name, int(seed), path))
+    rank = {d: i for i, d in enumerate(PANEL)}
+    return sorted(found, key=lambda t: (rank.get(t[0], len(rank)), t[0], t[1]))
+
+
+def load_features(path) -> tuple[np.ndarray, np.ndarray]:
+    """The features and true labels that :func:`save_features` wrote (no pickles)."""
+    data = np.load(path, allow_pickle=False)
+    return data["features"], data["labels"]
+
+
 def _fit_raw(views, k, seed, cfg) -> tuple[np.ndarray, dict]:
     from sklearn.cluster import KMeans
 

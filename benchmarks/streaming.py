@@ -283,8 +283,8 @@ def render(res: dict, command: str, load_start: str, load_end: str) -> str:
               TARGET_EMBEDDINGS else "")),
         "",
         "| | |", "|---|---|",
-        f"| CPU | {res['cpu']} ({res['cores']} cores; {res['threads']} torch "
-        f"thread{'s' if res['threads'] != 1 else ''} used) |",
+        f"| CPU | {res['cpu']} ({res['cores']} cores; "
+        f"{_threads(res['threads'], 'torch thread')} used) |",
         f"| load average (1, 5, 15 min) | at start {load_start}; at end {load_end} |",
         "| versions | " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()) + " |",
         "",
@@ -321,8 +321,7 @@ def render(res: dict, command: str, load_start: str, load_end: str) -> str:
         + ("met" if enc.rss_anon_peak_mib.max() < cap else "**missed**")
         + " at the measured sizes, and the bound does not depend on n; time: "
         + (f"{largest.seconds:.0f} s measured" if measured_full else
-           f"**projected** {projected / 3600:.1f} h on {res['threads']} "
-           f"thread{'s' if res['threads'] != 1 else ''} "
+           f"**projected** {projected / 3600:.1f} h on {_threads(res['threads'])} "
            f"({1e3 * per_series:.2f} ms per series x {TARGET_SERIES:,}"
            + (f" x ({TARGET_LENGTH}/{int(largest.length)})^{exp_len:.2f}"
               if largest.length != TARGET_LENGTH else "") + ")") + " |",
@@ -343,6 +342,10 @@ def render(res: dict, command: str, load_start: str, load_end: str) -> str:
     return "\n".join(lines)
 
 
+def _threads(n: int, noun: str = "thread") -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _cost_projection(per_series: float, length: int, threads: int) -> list[str]:
     """Instance-hours to embed 100 million series, from the measured per-series time."""
     cpu_hours = per_series * threads * COST_SERIES / 3600
@@ -352,8 +355,8 @@ def _cost_projection(per_series: float, length: int, threads: int) -> list[str]:
         "measurement)",
         "",
         "| | |", "|---|---|",
-        f"| measured | {1e3 * per_series:.2f} ms per series of length {length} on {threads} "
-        f"CPU thread{'s' if threads != 1 else ''}, streamed from disk |",
+        f"| measured | {1e3 * per_series:.2f} ms per series of length {length} on "
+        f"{_threads(threads, 'CPU thread')}, streamed from disk |",
         f"| CPU-hours for {COST_SERIES:,} series | {cpu_hours:,.0f} |",
         f"| instance-hours on {COST_INSTANCE} ({COST_VCPUS} vCPUs) | {hours:,.1f} |",
         f"| wall time with `batch_predict(..., instance_count={COST_INSTANCES})` | "
