@@ -71,3 +71,26 @@ def test_clustering_stages_recluster_every_saved_fit_and_compare_with_the_defaul
     assert summary.loc["spectral10", "vs default"] == 0
     assert summary.loc["kmeans", "panel mean NMI"] > 0.9  # three well-separated blobs
     assert "## Groups" in out.read_text()
+
+
+def test_kernel_views_default_reproduces_the_fit_and_the_others_change_only_the_view(tmp_path):
+    from benchmarks import kernel_views, panel
+    from benchmarks.quality import saved_features
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from tsc_toolkit import CNNKMeans
+
+    X, y = panel.load("GunPoint")
+    X, y = X[::4], y[::4]  # 50 series: the same path as the full set, quickly
+    feats = tmp_path / "features"
+    model = CNNKMeans(clusters=2, blocks=1, filters=4, reduced_size=4, output_size=320,
+                      max_steps=2, random_state=3, device="cpu").fit(X)
+    save_features(feats, "GunPoint", 3, model.features_, y)
+    rows = kernel_views.run(feats, ("default", "20 components"), log=lambda *_: None,
+                            data={"GunPoint": X})
+    assert [name for name, _, _ in saved_features(feats)] == ["GunPoint"]
+    by_view = rows.set_index("view").nmi
+    assert by_view["default"] == normalized_mutual_info_score(y, model.labels_)
+    assert rows.seed.tolist() == [3, 3]
+    table = kernel_views.tables(rows)["summary"].set_index("view")
+    assert table.loc["default", "vs default"] == 0
