@@ -427,7 +427,10 @@ def wins(runs: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def _intro(cfg: Config) -> str:
+    from tsc_toolkit import CNNKMeans
+
     seeds = ", ".join(str(s) for s in cfg.seeds)
+    kernels = CNNKMeans().kernel_features
     return (
         f"Train and test splits merged, k = number of classes, seeds {seeds}; NMI "
         "(arithmetic normalisation) and ARI against the true classes, mean ± standard deviation "
@@ -439,8 +442,8 @@ def _intro(cfg: Config) -> str:
         + ("the default budget of 100 optimisation steps" if cfg.cnn_max_steps is None
            else f"{cfg.cnn_max_steps} optimisation steps")
         + " on windows of at most 128 steps, the L2-normalised embedding next to a 50-d "
-        "random-kernel view (2,000 features), spectral clustering of the 10-nearest-neighbour "
-        "graph. The series go in raw (NaN-padded); the model scales them.\n"
+        f"random-kernel view ({kernels:,} features), spectral clustering of the "
+        "10-nearest-neighbour graph. The series go in raw (NaN-padded); the model scales them.\n"
         f"- **{RAW}**: scikit-learn `KMeans(n_clusters=k, n_init=10)` on the flattened series, "
         "z-normalised per series and channel; variable-length series (JapaneseVowels, PLAID) "
         "linearly resampled to the longest length.\n"

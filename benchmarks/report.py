@@ -101,7 +101,11 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "WebScaleKMeans over embeddings on disk): [benchmarks_streaming.md]"
         "(benchmarks_streaming.md), written by `python -m benchmarks.streaming`. Choosing k "
         "(how often each criterion of `scan_k` finds the number of classes on the panel): "
-        "[benchmarks_k.md](benchmarks_k.md), written by `python -m benchmarks.choose_k`.",
+        "[benchmarks_k.md](benchmarks_k.md), written by `python -m benchmarks.choose_k`. Other "
+        "clustering stages and other random-kernel views on the saved features of the default "
+        "fits: [benchmarks_stages.md](benchmarks_stages.md) (`python -m "
+        "benchmarks.clustering_stages`) and [benchmarks_views.md](benchmarks_views.md) "
+        "(`python -m benchmarks.kernel_views`).",
         "",
         f"Total time of this run: {fmt_seconds(total_seconds)}"
         + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else "."),

@@ -103,7 +103,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         when something reads them: ``verbose >= 1``, callbacks, or ``X_valid``.
     n_init : int, default=10
         K-Means restarts for the final clustering.
-    kernel_features : int, default=2000
+    kernel_features : int, default=10000
         Size of a second, untrained view of each series (random-kernel features, see
         :mod:`tsc_toolkit.random_kernels`), reduced to 50 dimensions and clustered together
         with the encoder's embedding. 0 clusters the embedding alone.
@@ -196,7 +196,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                  reduced_size=160, output_size=320, negative_samples=10, lr=0.001,
                  batch_size=10, epochs=None, *, random_state=None, device="auto",
                  scaling="series", normalize="l2", compared_length=128, max_steps=None,
-                 score_sample_size=1000, n_init=10, kernel_features=2000,
+                 score_sample_size=1000, n_init=10, kernel_features=10000,
                  clustering="spectral", n_neighbors=10, checkpoint_dir=None, warm_start=False,
                  verbose=0):
         self.clusters = clusters

@@ -60,7 +60,7 @@ class RandomKernelFeatures:
 
     Parameters
     ----------
-    n_features : int, default=2000
+    n_features : int, default=10000
         Approximate number of PPV features before the reduction.
     n_components : int, default=50
         Dimensions kept by PCA.
@@ -76,7 +76,7 @@ class RandomKernelFeatures:
     (40, 8)
     """
 
-    def __init__(self, n_features: int = 2000, n_components: int = 50, random_state: int = 0):
+    def __init__(self, n_features: int = 10000, n_components: int = 50, random_state: int = 0):
         self.n_features = n_features
         self.n_components = n_components
         self.random_state = random_state
