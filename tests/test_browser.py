@@ -213,7 +213,11 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
     page.wait_for_function("el => el.innerText.includes('stopped')",
                            arg=background.element_handle(), timeout=120_000)
     assert epoch <= _wait_for_epoch(background, at_least=epoch) < 100_000
-    assert background.locator(".js-plotly-plot .scatterlayer .point").count() >= 2
+    # The last curves are sent after the text says "stopped" and the Output view is redrawn
+    # from scratch, so the page may show them a moment later: wait for them, do not sample.
+    page.wait_for_function(
+        "el => el.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2",
+        arg=background.element_handle(), timeout=30_000)
     background.scroll_into_view_if_needed()
     background.screenshot(path=str(tmp_path / "stopped.png"))
 
