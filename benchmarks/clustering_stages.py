@@ -15,7 +15,6 @@ docs/benchmarks_stages.md and the per-fit table next to it (.csv).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -25,10 +24,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
-from .common import REPO, set_threads, to_markdown
+from . import comparison
 from .panel import group
 from .quality import load_features, saved_features
-from .report import cpu_count, cpu_model, load_average
 
 #: Width of the embedding at the front of ``features_`` (the default encoder's output).
 EMBEDDING = 320
@@ -110,57 +108,23 @@ def run(folder: Path, stages=tuple(STAGES), log=print) -> pd.DataFrame:
 
 def tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Panel means, group means and per-set means (over seeds) of every stage's NMI."""
-    stages = list(dict.fromkeys(runs.stage))
-    per_set = (runs.groupby(["dataset", "stage"], sort=False).nmi.mean().unstack()[stages]
-               .reset_index())
-    panel = runs.groupby(["dataset", "stage"], sort=False).nmi.mean().unstack()[stages].mean()
-    by_group = (runs.groupby(["group", "stage"], sort=False).nmi.mean().unstack()[stages]
-                .reset_index())
-    summary = pd.DataFrame({"stage": stages, "panel mean NMI": panel.to_numpy(),
-                            "vs default": (panel - panel.get(DEFAULT, np.nan)).to_numpy()})
-    return {"summary": summary, "groups": by_group, "sets": per_set}
+    return comparison.tables(runs, "stage", DEFAULT)
+
+
+def _intro() -> str:
+    return ("The features that every default CNN-KMeans fit of the quality benchmark clustered "
+            "(320-d T-Loss embedding, then the 50-d random-kernel view) are reclustered by each "
+            f"stage with the fit's seed; `{DEFAULT}` is the default stage (spectral clustering "
+            "of the 10-nearest-neighbour graph) and reproduces the quality table. NMI against "
+            "the classes, mean over seeds, then over sets.")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", default=str(REPO / "build" / "panel_features"))
-    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_stages.md"))
-    parser.add_argument("--stages", default=",".join(STAGES))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = set(stages) - set(STAGES)
-    if unknown:
-        parser.error(f"unknown stage(s): {', '.join(sorted(unknown))}")
-    set_threads(args.threads)
-    load_start, tic = load_average(), time.perf_counter()
-    runs = run(Path(args.features), stages)
-    out = Path(args.out)
-    runs.to_csv(out.with_suffix(".csv"), index=False)
-    t = tables(runs)
-    command = "python -m benchmarks.clustering_stages " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    out.write_text("\n".join([
-        "# Clustering stages on the saved features of the development panel",
-        "",
-        "Written by `python -m benchmarks.clustering_stages`; do not edit by hand. The "
-        "features that every default CNN-KMeans fit of the quality benchmark clustered "
-        "(320-d T-Loss embedding, then the 50-d random-kernel view) are reclustered by each "
-        f"stage with the fit's seed; `{DEFAULT}` is the default stage (spectral clustering of "
-        "the 10-nearest-neighbour graph) and reproduces the quality table. NMI against the "
-        "classes, mean over seeds, then over sets.",
-        "",
-        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
-        f"average at start {load_start}, at end {load_average()}. Fits: "
-        f"{runs[['dataset', 'seed']].drop_duplicates().shape[0]}. Run time: "
-        f"{time.perf_counter() - tic:.0f} s.",
-        "",
-        "## Panel", "", to_markdown(t["summary"]), "",
-        "## Groups", "", to_markdown(t["groups"]), "",
-        "## Sets", "", to_markdown(t["sets"]), "",
-    ]))
-    print(f"[stages] wrote {out}")
-    return 0
+    return comparison.main(
+        argv, module="benchmarks.clustering_stages", description=__doc__.split("\n\n")[0],
+        option="stages", choices=STAGES, out="benchmarks_stages.md", run=run, tables=tables,
+        title="Clustering stages on the saved features of the development panel",
+        intro=_intro)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ CNN-KMeans numbers. It writes docs/benchmarks_views.md and the per-fit table nex
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -25,18 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
-from sklearn.utils import check_random_state
 
+from . import comparison
 from .clustering_stages import EMBEDDING
-from .common import REPO, set_threads, to_markdown
 from .panel import group
 from .quality import load_features, saved_features
-from .report import cpu_count, cpu_model, load_average
-
-
-def fit_seed(seed: int) -> int:
-    """The seed a ``CNNKMeans(random_state=seed)`` fit hands to its view and its clustering."""
-    return int(check_random_state(seed).randint(np.iinfo(np.int32).max))
 
 
 def default_kernels() -> int:
@@ -46,26 +38,26 @@ def default_kernels() -> int:
     return CNNKMeans().kernel_features
 
 
-def _view(n_features=None, n_components=50, weight=1.0):
-    def make(S, seed):
-        from tsc_toolkit.random_kernels import RandomKernelFeatures
+def _kernel_view(n_features, n_components, seed, cls=None):
+    """An unfitted view: ``n_features`` None means the estimator's default."""
+    from tsc_toolkit.random_kernels import RandomKernelFeatures
 
-        n_features_ = default_kernels() if n_features is None else n_features
-        return weight * RandomKernelFeatures(n_features_, n_components,
-                                             random_state=seed).fit_transform(S)
+    return (cls or RandomKernelFeatures)(
+        default_kernels() if n_features is None else n_features, n_components,
+        random_state=seed)
+
+
+def _view(n_features=None, n_components=50):
+    def make(S, seed):
+        return _kernel_view(n_features, n_components, seed).fit_transform(S)
     return make
 
 
 def _with_differences(n_features=None, n_components=50):
     """The view of the series beside the view of their first differences (as MultiRocket)."""
     def make(S, seed):
-        from tsc_toolkit.random_kernels import RandomKernelFeatures
-
-        D = np.diff(S, axis=2)
-        n_features_ = default_kernels() if n_features is None else n_features
-        a = RandomKernelFeatures(n_features_, n_components, random_state=seed).fit_transform(S)
-        b = RandomKernelFeatures(n_features_, n_components,
-                                 random_state=seed + 1).fit_transform(D)
+        a = _kernel_view(n_features, n_components, seed).fit_transform(S)
+        b = _kernel_view(n_features, n_components, seed + 1).fit_transform(np.diff(S, axis=2))
         return np.hstack([a, b]) / np.sqrt(2.0)
     return make
 
@@ -95,8 +87,8 @@ def _with_mpv(n_features=None, n_components=50):
                         feats += [hits / count, excess / hits.clamp(min=1)]
                 return torch.cat(feats, dim=1).numpy()
 
-        n_features_ = default_kernels() if n_features is None else n_features
-        return WithMPV(n_features_ // 2, n_components, random_state=seed).fit_transform(S)
+        half = (default_kernels() if n_features is None else n_features) // 2
+        return _kernel_view(half, n_components, seed, WithMPV).fit_transform(S)
     return make
 
 
@@ -104,7 +96,6 @@ VIEWS = {
     "default": _view(),
     "2000 kernels": _view(2000),
     "4000 kernels": _view(4000),
-    "10000 kernels": _view(10000),
     "20 components": _view(n_components=20),
     "100 components": _view(n_components=100),
     "with differences": _with_differences(),
@@ -116,6 +107,7 @@ DEFAULT = "default"
 def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
     """NMI of every view on every saved fit; ``data`` maps a set to its series (default: the
     panel's own)."""
+    from tsc_toolkit.cnn_kmeans import fit_seed
     from tsc_toolkit.graph_clustering import spectral_labels
     from tsc_toolkit.scaling import SeriesScaler
 
@@ -147,58 +139,24 @@ def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
 
 def tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Panel, group and per-set means (over seeds) of each view's NMI, and its seconds."""
-    views = list(dict.fromkeys(runs.view))
-    per = runs.groupby(["dataset", "view"], sort=False).nmi.mean().unstack()[views]
-    panel = per.mean()
-    by_group = (runs.groupby(["group", "view"], sort=False).nmi.mean().unstack()[views]
-                .reset_index())
-    seconds = runs.groupby("view", sort=False).seconds.median()[views]
-    summary = pd.DataFrame({"view": views, "panel mean NMI": panel.to_numpy(),
-                            "vs default": (panel - panel.get(DEFAULT, np.nan)).to_numpy(),
-                            "median s (view + clustering)": seconds.to_numpy()})
-    return {"summary": summary, "groups": by_group, "sets": per.reset_index()}
+    return comparison.tables(runs, "view", DEFAULT, "median s (view + clustering)")
+
+
+def _intro() -> str:
+    return ("Every default CNN-KMeans fit of the quality benchmark keeps its 320-d T-Loss "
+            "embedding; the second view is computed again with one change and the pair is "
+            f"clustered by the default stage with the fit's seed. `{DEFAULT}` is the "
+            f"estimator's own view ({default_kernels():,} PPV features, PCA to 50) and "
+            "reproduces the quality table. NMI against the classes, mean over seeds, then over "
+            "sets.")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", default=str(REPO / "build" / "panel_features"))
-    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_views.md"))
-    parser.add_argument("--views", default=",".join(VIEWS))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    views = [s.strip() for s in args.views.split(",") if s.strip()]
-    unknown = set(views) - set(VIEWS)
-    if unknown:
-        parser.error(f"unknown view(s): {', '.join(sorted(unknown))}")
-    set_threads(args.threads)
-    load_start, tic = load_average(), time.perf_counter()
-    runs = run(Path(args.features), views)
-    out = Path(args.out)
-    runs.to_csv(out.with_suffix(".csv"), index=False)
-    t = tables(runs)
-    command = "python -m benchmarks.kernel_views " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    out.write_text("\n".join([
-        "# Random-kernel views on the saved embeddings of the development panel",
-        "",
-        "Written by `python -m benchmarks.kernel_views`; do not edit by hand. Every default "
-        "CNN-KMeans fit of the quality benchmark keeps its 320-d T-Loss embedding; the second "
-        "view is computed again with one change and the pair is clustered by the default "
-        f"stage with the fit's seed. `{DEFAULT}` is the estimator's own view "
-        f"({default_kernels():,} PPV features, PCA to 50) and reproduces the quality table. NMI against the classes, "
-        "mean over seeds, then over sets.",
-        "",
-        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
-        f"average at start {load_start}, at end {load_average()}. Fits: "
-        f"{runs[['dataset', 'seed']].drop_duplicates().shape[0]}. Run time: "
-        f"{time.perf_counter() - tic:.0f} s.",
-        "",
-        "## Panel", "", to_markdown(t["summary"]), "",
-        "## Groups", "", to_markdown(t["groups"]), "",
-        "## Sets", "", to_markdown(t["sets"]), "",
-    ]))
-    print(f"[views] wrote {out}")
-    return 0
+    return comparison.main(
+        argv, module="benchmarks.kernel_views", description=__doc__.split("\n\n")[0],
+        option="views", choices=VIEWS, out="benchmarks_views.md", run=run, tables=tables,
+        title="Random-kernel views on the saved embeddings of the development panel",
+        intro=_intro)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def main(argv=None) -> int:
                              "dataset, so an interrupted run keeps its measurements")
     parser.add_argument("--features-dir", default=None,
                         help="save the features each CNN-KMeans fit clustered (one .npz per "
-                             "set and seed) for `benchmarks.choose_k` and `benchmarks.clustering_stages`")
+                             "set and seed) for `benchmarks.choose_k`, `benchmarks.clustering_stages` "
+                             "and `benchmarks.kernel_views`")
     parser.add_argument("--cnn-max-steps", type=int, default=None,
                         help="training budget of CNN-KMeans in the quality section")
     args = parser.parse_args(argv)

@@ -74,10 +74,10 @@ def test_clustering_stages_recluster_every_saved_fit_and_compare_with_the_defaul
 
 
 def test_kernel_views_default_reproduces_the_fit_and_the_others_change_only_the_view(tmp_path):
-    from benchmarks import kernel_views, panel
-    from benchmarks.quality import saved_features
     from sklearn.metrics import normalized_mutual_info_score
 
+    from benchmarks import kernel_views, panel
+    from benchmarks.quality import saved_features
     from tsc_toolkit import CNNKMeans
 
     X, y = panel.load("GunPoint")

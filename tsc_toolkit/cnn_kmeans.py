@@ -41,6 +41,12 @@ _HISTORY_COLUMNS = ["epoch", "train_loss", "train_score", "valid_loss", "valid_s
 AUTO_STEPS = 100
 
 
+def fit_seed(random_state) -> int:
+    """The integer seed a fit derives from ``random_state`` for its weights, sampling, random-
+    kernel view and clustering (an int gives the same seed every time)."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
 class Assignment(NamedTuple):
     """Cluster of each series, its distance to that cluster's center, and its embedding."""
 
@@ -264,7 +270,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise TimeSeriesValueError(
                 f"warm_start: X has {X.shape[1]} channel(s) but the model was trained on "
                 f"{self.n_channels_}.")
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = fit_seed(self.random_state)
         if not continuing:
             self.n_channels_ = X.shape[1]
             self.scaler_ = SeriesScaler(self.scaling).fit(X)
@@ -546,8 +552,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "embeddings_")
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}.")
-        rs = self.random_state if random_state is None else random_state
-        seed = int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        seed = fit_seed(self.random_state if random_state is None else random_state)
         self.clusters = int(k)
         self._fit_centers(int(k), seed)
         return self

@@ -1,0 +1,78 @@
+"""Comparisons of variants on the saved features of the default CNN-KMeans fits.
+
+`benchmarks.clustering_stages` (other clustering stages) and `benchmarks.kernel_views` (other
+random-kernel views) both score one variant per row of a per-fit table (columns ``dataset``,
+``group``, ``seed``, the variant's column, ``nmi``, ``seconds``); this module turns such a
+table into the panel, group and set tables and writes the report around them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .common import REPO, set_threads, to_markdown
+from .report import cpu_count, cpu_model, load_average
+
+
+def tables(runs: pd.DataFrame, by: str, default: str,
+           seconds: str | None = None) -> dict[str, pd.DataFrame]:
+    """Panel, group and per-set means (over seeds) of each variant's NMI (variants in column
+    ``by``, in order of appearance); with ``seconds``, the summary also holds each variant's
+    median seconds per fit under that name."""
+    names = list(dict.fromkeys(runs[by]))
+    per_set = runs.groupby(["dataset", by], sort=False).nmi.mean().unstack()[names]
+    panel = per_set.mean()
+    by_group = (runs.groupby(["group", by], sort=False).nmi.mean().unstack()[names]
+                .reset_index())
+    summary = pd.DataFrame({by: names, "panel mean NMI": panel.to_numpy(),
+                            "vs default": (panel - panel.get(default, np.nan)).to_numpy()})
+    if seconds is not None:
+        summary[seconds] = runs.groupby(by, sort=False).seconds.median()[names].to_numpy()
+    return {"summary": summary, "groups": by_group, "sets": per_set.reset_index()}
+
+
+def main(argv, *, module: str, description: str, option: str, choices, out: str,
+         run: Callable, tables: Callable, title: str, intro: Callable[[], str]) -> int:
+    """The command line of a comparison: ``--features``, ``--out``, ``--<option>`` (a comma-
+    separated subset of ``choices``; ``option`` is a plural such as "stages") and ``--threads``; runs ``run(folder, chosen)``, saves the
+    per-fit table next to the report (.csv) and writes the report."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--features", default=str(REPO / "build" / "panel_features"))
+    parser.add_argument("--out", default=str(REPO / "docs" / out))
+    parser.add_argument(f"--{option}", default=",".join(choices))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in getattr(args, option).split(",") if s.strip()]
+    unknown = set(chosen) - set(choices)
+    if unknown:
+        parser.error(f"unknown {option[:-1]}(s): {', '.join(sorted(unknown))}")
+    set_threads(args.threads)
+    load_start, tic = load_average(), time.perf_counter()
+    runs = run(Path(args.features), chosen)
+    path = Path(args.out)
+    runs.to_csv(path.with_suffix(".csv"), index=False)
+    t = tables(runs)
+    command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    path.write_text("\n".join([
+        f"# {title}",
+        "",
+        f"Written by `python -m {module}`; do not edit by hand. " + intro(),
+        "",
+        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
+        f"average at start {load_start}, at end {load_average()}. Fits: "
+        f"{runs[['dataset', 'seed']].drop_duplicates().shape[0]}. Run time: "
+        f"{time.perf_counter() - tic:.0f} s.",
+        "",
+        "## Panel", "", to_markdown(t["summary"]), "",
+        "## Groups", "", to_markdown(t["groups"]), "",
+        "## Sets", "", to_markdown(t["sets"]), "",
+    ]))
+    print(f"[{option}] wrote {path}")
+    return 0
