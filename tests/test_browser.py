@@ -213,11 +213,15 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
     page.wait_for_function("el => el.innerText.includes('stopped')",
                            arg=background.element_handle(), timeout=120_000)
     assert epoch <= _wait_for_epoch(background, at_least=epoch) < 100_000
-    # The last curves are sent after the text says "stopped" and the Output view is redrawn
-    # from scratch, so the page may show them a moment later: wait for them, do not sample.
+    # The run's end sends the display again, and the page rebuilds the dashboard's view (a new
+    # element) and plots the Output's figure asynchronously: look up the stopped dashboard
+    # afresh until its curves are there, instead of holding on to an element or sampling once.
     page.wait_for_function(
-        "el => el.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2",
-        arg=background.element_handle(), timeout=30_000)
+        "() => [...document.querySelectorAll('.tsc-training-dashboard')].some(d => "
+        "d.innerText.includes('stopped') && "
+        "d.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2)",
+        timeout=30_000)
+    background = page.locator(".tsc-training-dashboard", has_text="stopped").last
     background.scroll_into_view_if_needed()
     background.screenshot(path=str(tmp_path / "stopped.png"))
 

@@ -162,13 +162,15 @@ class TrainingDashboard(WidgetBase):
 
     def on_train_end(self, model) -> None:
         """Mark the run done (or stopped) and disable Stop."""
+        # The last curves go out before the text says the run ended, so a page that reads
+        # "stopped" or "done" already has every epoch's points on their way.
+        if self._drawn < len(self.records):
+            self._draw_curves()
         self.state = "stopped" if self._stop_requested else "done"
         self.progress.bar_style = "warning" if self._stop_requested else "success"
         self.stop_button.disabled = True
         self.stop_button.description = "Stopped" if self._stop_requested else "Done"
         self._refresh_text()
-        if self._drawn < len(self.records):
-            self._draw_curves()
         self.refresh_display()
 
     # ------------------------------------------------------------------ actions
