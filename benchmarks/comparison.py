@@ -20,12 +20,28 @@ import pandas as pd
 from .common import REPO, set_threads, to_markdown
 from .report import cpu_count, cpu_model, load_average
 
+#: The peers' per-fit results that the quality benchmark stores and reuses.
+PEER_RUNS = REPO / "docs" / "peer_runs.csv"
 
-def tables(runs: pd.DataFrame, by: str, default: str,
-           seconds: str | None = None) -> dict[str, pd.DataFrame]:
+
+def best_peer(path=PEER_RUNS) -> pd.Series:
+    """The best peer's mean NMI (over seeds) on each set, from the stored peer runs; empty
+    where none are stored."""
+    path = Path(path)
+    if not path.exists():
+        return pd.Series(dtype=float)
+    peers = pd.read_csv(path)
+    ok = peers[peers.status == "ok"]
+    return ok.groupby(["dataset", "method"]).nmi.mean().groupby("dataset").max()
+
+
+def tables(runs: pd.DataFrame, by: str, default: str, seconds: str | None = None,
+           peers: pd.Series | None = None) -> dict[str, pd.DataFrame]:
     """Panel, group and per-set means (over seeds) of each variant's NMI (variants in column
     ``by``, in order of appearance); with ``seconds``, the summary also holds each variant's
-    median seconds per fit under that name."""
+    median seconds per fit under that name. With ``peers`` (the best peer's mean NMI per set,
+    as :func:`best_peer` reads it), the summary counts the sets where the variant is at least
+    as good as every peer ("best on", ties within 5e-4 counting, as in the quality report)."""
     names = list(dict.fromkeys(runs[by]))
     per_set = runs.groupby(["dataset", by], sort=False).nmi.mean().unstack()[names]
     panel = per_set.mean()
@@ -33,6 +49,11 @@ def tables(runs: pd.DataFrame, by: str, default: str,
                 .reset_index())
     summary = pd.DataFrame({by: names, "panel mean NMI": panel.to_numpy(),
                             "vs default": (panel - panel.get(default, np.nan)).to_numpy()})
+    if peers is not None and len(peers):
+        best = peers.reindex(per_set.index)
+        won = per_set.sub(best, axis=0).ge(-5e-4)
+        summary[f"best on (of {int(best.notna().sum())}, vs stored peers)"] = (
+            won.sum().to_numpy())
     if seconds is not None:
         summary[seconds] = runs.groupby(by, sort=False).seconds.median()[names].to_numpy()
     return {"summary": summary, "groups": by_group, "sets": per_set.reset_index()}

@@ -107,12 +107,14 @@ DEFAULT = "default"
 def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
     """NMI of every view on every saved fit; ``data`` maps a set to its series (default: the
     panel's own)."""
+    from tsc_toolkit import CNNKMeans
     from tsc_toolkit.cnn_kmeans import fit_seed
     from tsc_toolkit.graph_clustering import spectral_labels
     from tsc_toolkit.scaling import SeriesScaler
 
     from . import panel
 
+    weights = CNNKMeans().graph_weights  # the default model's stage
     rows, scaled = [], {}
     for name, seed, path in saved_features(folder):
         Z, y = load_features(path)
@@ -125,7 +127,7 @@ def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 f = np.hstack([Z[:, :EMBEDDING], VIEWS[view](S, s)]).astype(np.float32)
-                labels = spectral_labels(f, k, 10, s, 10)
+                labels = spectral_labels(f, k, 10, s, 10, weights)
             rows.append({"dataset": name, "group": group(name), "seed": seed, "view": view,
                          "nmi": normalized_mutual_info_score(y, labels),
                          "seconds": time.perf_counter() - tic})
@@ -139,7 +141,8 @@ def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
 
 def tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Panel, group and per-set means (over seeds) of each view's NMI, and its seconds."""
-    return comparison.tables(runs, "view", DEFAULT, "median s (view + clustering)")
+    return comparison.tables(runs, "view", DEFAULT, "median s (view + clustering)",
+                             peers=comparison.best_peer())
 
 
 def _intro() -> str:

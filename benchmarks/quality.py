@@ -431,6 +431,7 @@ def _intro(cfg: Config) -> str:
 
     seeds = ", ".join(str(s) for s in cfg.seeds)
     kernels = CNNKMeans().kernel_features
+    weights = CNNKMeans().graph_weights
     return (
         f"Train and test splits merged, k = number of classes, seeds {seeds}; NMI "
         "(arithmetic normalisation) and ARI against the true classes, mean ± standard deviation "
@@ -443,7 +444,8 @@ def _intro(cfg: Config) -> str:
            else f"{cfg.cnn_max_steps} optimisation steps")
         + " on windows of at most 128 steps, the L2-normalised embedding next to a 50-d "
         f"random-kernel view ({kernels:,} features), spectral clustering of the "
-        "10-nearest-neighbour graph. The series go in raw (NaN-padded); the model scales them.\n"
+        f"10-nearest-neighbour graph ({weights} edge weights). The series go in raw "
+        "(NaN-padded); the model scales them.\n"
         f"- **{RAW}**: scikit-learn `KMeans(n_clusters=k, n_init=10)` on the flattened series, "
         "z-normalised per series and channel; variable-length series (JapaneseVowels, PLAID) "
         "linearly resampled to the longest length.\n"

@@ -231,6 +231,22 @@ def test_save_and_load_give_identical_predictions(fitted, data, tmp_path):
     loaded.refit_clusters(2)  # embeddings travel with the model
 
 
+def test_a_file_from_before_graph_weights_loads_with_the_unit_weights_it_used(fitted,
+                                                                            tmp_path):
+    path = fitted.save(tmp_path / "model")
+    config = json.loads((path / "config.json").read_text())
+    del config["params"]["graph_weights"]
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = CNNKMeans.load(path)
+    assert loaded.graph_weights == "unit" and fitted.graph_weights == "local-scaling"
+    from tsc_toolkit.cnn_kmeans import fit_seed
+    from tsc_toolkit.graph_clustering import spectral_labels
+
+    loaded.refit_clusters(3, random_state=5)
+    expected = spectral_labels(fitted.features_, 3, 10, fit_seed(5), loaded.n_init, "unit")
+    assert (loaded.labels_ == expected).all()
+
+
 def test_loading_a_corrupted_weights_file_is_a_clear_error(fitted, tmp_path):
     path = fitted.save(tmp_path / "model")
     weights = path / "weights.safetensors"

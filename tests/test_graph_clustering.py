@@ -1,11 +1,17 @@
 """Spectral clustering of the kNN graph, and labelling new points by their neighbours."""
 
 import numpy as np
+import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_moons
 from sklearn.metrics import adjusted_rand_score
 
-from tsc_toolkit.graph_clustering import neighbour_vote, spectral_labels
+from tsc_toolkit.graph_clustering import (
+    GRAPH_WEIGHTS,
+    neighbour_graph,
+    neighbour_vote,
+    spectral_labels,
+)
 
 
 def test_spectral_separates_curved_groups_that_kmeans_cuts():
@@ -28,3 +34,33 @@ def test_tiny_inputs_do_not_fail():
     assert spectral_labels(np.zeros((2, 3)), 2, 10, 0).tolist() == [0, 1]
     assert spectral_labels(np.random.default_rng(0).normal(size=(5, 2)), 1, 10, 0).tolist() \
         == [0] * 5
+
+
+def test_both_graph_weights_separate_curved_groups():
+    X, y = make_moons(300, noise=0.05, random_state=0)
+    for weights in GRAPH_WEIGHTS:
+        assert adjusted_rand_score(y, spectral_labels(X, 2, 10, 0, weights=weights)) > 0.95
+    with pytest.raises(ValueError, match="weights must be one of"):
+        spectral_labels(X, 2, 10, 0, weights="gaussian")
+
+
+def test_local_scaling_joins_a_dense_and_a_sparse_cluster_alike():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 0.01, (40, 2)), rng.normal(5, 1.0, (40, 2))])
+    A = neighbour_graph(X, 10, "local-scaling").toarray()
+    assert np.allclose(A, A.T) and np.all(np.diag(A) == 0)
+    assert A.max() <= 1 and A[A > 0].min() > 0
+    # each point's edges scale with its own neighbourhood: a dense and a sparse cluster get
+    # edges of comparable weight, 100 times apart in distance
+    dense, sparse = A[:40, :40], A[40:, 40:]
+    assert 0.5 < dense[dense > 0].mean() / sparse[sparse > 0].mean() < 2
+    assert A[:40, 40:].max() < 1e-6  # and the two clusters are not joined
+
+
+def test_local_scaling_survives_duplicate_series():
+    X = np.repeat(np.random.default_rng(1).normal(size=(10, 3)), 3, axis=0)  # triplicates
+    A = neighbour_graph(X, 5, "local-scaling")
+    assert np.all(A.diagonal() == 0) and np.isfinite(A.data).all()
+    assert (np.asarray((A > 0).sum(axis=1)).ravel() >= 5).all()
+    labels = spectral_labels(X, 2, 5, 0)
+    assert len(set(labels)) == 2 and (labels[0::3] == labels[1::3]).all()

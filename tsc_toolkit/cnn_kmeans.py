@@ -119,6 +119,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         series. "kmeans": K-Means (``algorithm``), new series go to the nearest center.
     n_neighbors : int, default=10
         Neighbours per series in the graph of ``clustering="spectral"``.
+    graph_weights : {"local-scaling", "unit"}, default="local-scaling"
+        Edge weights of that graph. "local-scaling": ``exp(-d^2 / (s_i s_j))`` with ``s_i``
+        the distance from a series to its 7th neighbour, so dense and sparse clusters are
+        joined alike (self-tuning spectral clustering); "unit": every edge weighs the same.
     checkpoint_dir : str or None, default=None
         Where to save the full training state after every epoch; ``fit`` resumes from the
         newest checkpoint found there.
@@ -193,6 +197,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "kernel_features": [Interval(Integral, 0, None, closed="left")],
         "clustering": [StrOptions({"spectral", "kmeans"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "graph_weights": [StrOptions({"local-scaling", "unit"})],
         "checkpoint_dir": [str, os.PathLike, None],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -203,7 +208,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                  batch_size=10, epochs=None, *, random_state=None, device="auto",
                  scaling="series", normalize="l2", compared_length=128, max_steps=None,
                  score_sample_size=1000, n_init=10, kernel_features=10000,
-                 clustering="spectral", n_neighbors=10, checkpoint_dir=None, warm_start=False,
+                 clustering="spectral", n_neighbors=10, graph_weights="local-scaling",
+                 checkpoint_dir=None, warm_start=False,
                  verbose=0):
         self.clusters = clusters
         self.algorithm = algorithm
@@ -227,6 +233,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.kernel_features = kernel_features
         self.clustering = clustering
         self.n_neighbors = n_neighbors
+        self.graph_weights = graph_weights
         self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
         self.verbose = verbose
@@ -418,7 +425,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.clustering == "spectral":
             from .graph_clustering import spectral_labels
 
-            labels = spectral_labels(f, k, self.n_neighbors, seed, self.n_init)
+            labels = spectral_labels(f, k, self.n_neighbors, seed, self.n_init,
+                                     self.graph_weights)
             self.feature_centers_ = _member_means(f, labels, k)
         else:
             km = self._make_kmeans(k, seed, self.n_init).fit(f)
@@ -644,6 +652,8 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             # hold K-Means models on the embedding alone.
             params.setdefault("kernel_features", 0)
             params.setdefault("clustering", "kmeans")
+            # and those written before graph weights were a setting used unit weights.
+            params.setdefault("graph_weights", "unit")
             known = cls._get_param_names()
             unknown = set(params) - set(known)
             if unknown:

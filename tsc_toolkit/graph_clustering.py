@@ -10,23 +10,72 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["spectral_labels", "neighbour_vote"]
+__all__ = ["GRAPH_WEIGHTS", "neighbour_graph", "spectral_labels", "neighbour_vote"]
 
 
-def _graph(features: np.ndarray, n_neighbors: int):
-    from sklearn.neighbors import kneighbors_graph
+#: Weights of the graph's edges: "local-scaling" (the default) or "unit".
+GRAPH_WEIGHTS = ("local-scaling", "unit")
+#: The neighbour whose distance sets a series' own scale in ``"local-scaling"`` weights
+#: (Zelnik-Manor and Perona's choice).
+SCALE_NEIGHBOR = 7
 
-    A = kneighbors_graph(features, n_neighbors, include_self=False)
-    return 0.5 * (A + A.T)
+
+def neighbour_graph(features: np.ndarray, n_neighbors: int, weights: str = "local-scaling"):
+    """The symmetric k-nearest-neighbour graph of ``features`` as a sparse matrix.
+
+    ``"unit"``: weight 1 where both points are among each other's neighbours, 1/2 where one
+    is. ``"local-scaling"``: an edge between i and j weighs ``exp(-d_ij^2 / (s_i s_j))``,
+    where ``s_i`` is the distance from i to its 7th neighbour (or its last, with fewer), so a
+    dense cluster and a sparse one are joined with comparable weights ("self-tuning spectral
+    clustering", Zelnik-Manor and Perona, NIPS 2004); the larger of the two directions is kept.
+    """
+    if weights not in GRAPH_WEIGHTS:
+        raise ValueError(f"weights must be one of {GRAPH_WEIGHTS}, got {weights!r}")
+    if weights == "unit":
+        from sklearn.neighbors import kneighbors_graph
+
+        A = kneighbors_graph(features, n_neighbors, include_self=False)
+        return 0.5 * (A + A.T)
+    from scipy.sparse import csr_matrix
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(features)
+    dist, idx = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(features).kneighbors(features)
+    # The query point is its own first neighbour, except among exact duplicates: drop the
+    # column that holds it where it is not first, so that no series is its own neighbour.
+    self_at = np.where(idx == np.arange(n)[:, None], np.arange(n_neighbors + 1), n_neighbors)
+    keep = np.ones_like(idx, dtype=bool)
+    keep[np.arange(n), self_at.min(axis=1)] = False
+    dist = dist[keep].reshape(n, n_neighbors)
+    idx = idx[keep].reshape(n, n_neighbors)
+    scale = dist[:, min(SCALE_NEIGHBOR, n_neighbors) - 1].astype(np.float64)
+    positive = scale[scale > 0]
+    floor = positive.min() if positive.size else 1.0
+    scale = np.maximum(scale, floor * 1e-6)  # duplicates: a tiny scale, not a zero division
+    rows, cols = np.repeat(np.arange(n), n_neighbors), idx.ravel()
+    w = np.exp(-dist.ravel().astype(np.float64) ** 2 / (scale[rows] * scale[cols]))
+    A = csr_matrix((w, (rows, cols)), shape=(n, n))
+    return A.maximum(A.T)
 
 
 def spectral_labels(features: np.ndarray, k: int, n_neighbors: int, random_state: int,
-                    n_init: int = 10) -> np.ndarray:
+                    n_init: int = 10, weights: str = "local-scaling") -> np.ndarray:
     """Cluster ``features`` into ``k`` groups by spectral clustering of their kNN graph.
 
-    The graph is symmetric with unit weights (``n_neighbors`` per point, capped at ``n - 1``);
-    the spectral embedding's rows are grouped by K-Means with ``n_init`` restarts. With fewer
-    than three points, or ``k == 1``, every point gets a label of its own up to ``k``.
+    The graph is :func:`neighbour_graph` (``n_neighbors`` per point, capped at ``n - 1``,
+    edges weighted by ``weights``); the spectral embedding's rows are grouped by K-Means with
+    ``n_init`` restarts. With fewer than three points, or ``k == 1``, every point gets a label
+    of its own up to ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsc_toolkit.graph_clustering import spectral_labels
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(3, 0.5, (20, 2))])
+    >>> labels = spectral_labels(X, 2, n_neighbors=5, random_state=0)
+    >>> len(set(labels[:20])), len(set(labels[20:])), labels[0] != labels[-1]
+    (1, 1, True)
     """
     n = len(features)
     if k <= 1 or n < 3:
@@ -35,7 +84,7 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors: int, random_state
 
     from sklearn.cluster import SpectralClustering
 
-    A = _graph(features, min(n_neighbors, n - 1))
+    A = neighbour_graph(features, min(n_neighbors, n - 1), weights)
     model = SpectralClustering(k, affinity="precomputed", random_state=random_state,
                                assign_labels="kmeans", n_init=n_init)
     with warnings.catch_warnings():
