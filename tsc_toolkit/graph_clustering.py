@@ -74,7 +74,7 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors: int, random_state
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(3, 0.5, (20, 2))])
     >>> labels = spectral_labels(X, 2, n_neighbors=5, random_state=0)
-    >>> len(set(labels[:20])), len(set(labels[20:])), labels[0] != labels[-1]
+    >>> len(set(labels[:20])), len(set(labels[20:])), bool(labels[0] != labels[-1])
     (1, 1, True)
     """
     n = len(features)
