@@ -17,17 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import REPO, set_threads, to_markdown
+from .common import REPO, Config, set_threads, to_markdown
 from .report import cpu_count, cpu_model, load_average
 
-#: The peers' per-fit results that the quality benchmark stores and reuses.
-PEER_RUNS = REPO / "docs" / "peer_runs.csv"
 
-
-def best_peer(path=PEER_RUNS) -> pd.Series:
-    """The best peer's mean NMI (over seeds) on each set, from the stored peer runs; empty
-    where none are stored."""
-    path = Path(path)
+def best_peer(path=None) -> pd.Series:
+    """The best peer's mean NMI (over seeds) on each set, from the peer runs the quality
+    benchmark stores (``path``, default its ``Config.peer_cache``); empty where none are
+    stored."""
+    path = Path(path or Config().peer_cache)
     if not path.exists():
         return pd.Series(dtype=float)
     peers = pd.read_csv(path)

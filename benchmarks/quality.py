@@ -430,8 +430,8 @@ def _intro(cfg: Config) -> str:
     from tsc_toolkit import CNNKMeans
 
     seeds = ", ".join(str(s) for s in cfg.seeds)
-    kernels = CNNKMeans().kernel_features
-    weights = CNNKMeans().graph_weights
+    defaults = CNNKMeans()
+    kernels, weights = defaults.kernel_features, defaults.graph_weights
     return (
         f"Train and test splits merged, k = number of classes, seeds {seeds}; NMI "
         "(arithmetic normalisation) and ARI against the true classes, mean ± standard deviation "

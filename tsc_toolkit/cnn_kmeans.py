@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import checkpoints, streaming
 from .data import TimeSeriesValueError, as_dataset, series_lengths
 from .encoder import CausalCNNEncoder, encode, prepare_input
+from .graph_clustering import GRAPH_WEIGHTS
 from .persistence import ModelFormatError, read_bundle, write_bundle
 from .scaling import SCALING_METHODS, SeriesScaler
 from .streaming import is_streamed
@@ -197,7 +198,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         "kernel_features": [Interval(Integral, 0, None, closed="left")],
         "clustering": [StrOptions({"spectral", "kmeans"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "graph_weights": [StrOptions({"local-scaling", "unit"})],
+        "graph_weights": [StrOptions(set(GRAPH_WEIGHTS))],
         "checkpoint_dir": [str, os.PathLike, None],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
