@@ -216,14 +216,25 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
     # The run's end sends the display again, and the page rebuilds the dashboard's view (a new
     # element) and plots the Output's figure asynchronously: look up the stopped dashboard
     # afresh until its curves are there, instead of holding on to an element or sampling once.
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.tsc-training-dashboard')].some(d => "
-        "d.innerText.includes('stopped') && "
-        "d.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2)",
-        timeout=30_000)
-    background = page.locator(".tsc-training-dashboard", has_text="stopped").last
-    background.scroll_into_view_if_needed()
-    background.screenshot(path=str(tmp_path / "stopped.png"))
+    # The rebuilt Output view plots its figure once it is shown: bring it into view first (a
+    # failing run found the element 336 px high with no plot in it until a screenshot).
+    page.locator(".tsc-training-dashboard", has_text="stopped").last.scroll_into_view_if_needed()
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.tsc-training-dashboard')].some(d => "
+            "d.innerText.includes('stopped') && "
+            "d.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2)",
+            timeout=30_000)
+    except Exception as exc:  # say what the page holds instead of a bare timeout
+        state = page.evaluate(
+            "() => [...document.querySelectorAll('.tsc-training-dashboard')].map(d => ({"
+            "text: d.innerText.slice(0, 120), plots: d.querySelectorAll('.js-plotly-plot')"
+            ".length, points: d.querySelectorAll('.scatterlayer .point').length, "
+            "traces: d.querySelectorAll('.scatterlayer .trace').length, "
+            "height: d.getBoundingClientRect().height}))")
+        pytest.fail(f"the stopped dashboard showed no curves within 30 s: {state} ({exc})")
+    page.locator(".tsc-training-dashboard", has_text="stopped").last.screenshot(
+        path=str(tmp_path / "stopped.png"))
 
 
 def _wait_for_epoch(dashboard, at_least: int, timeout: float = 120.0) -> int:
