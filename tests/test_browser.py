@@ -214,11 +214,16 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
                            arg=background.element_handle(), timeout=120_000)
     assert epoch <= _wait_for_epoch(background, at_least=epoch) < 100_000
     # The run's end sends the display again, and the page rebuilds the dashboard's view (a new
-    # element) and plots the Output's figure asynchronously: look up the stopped dashboard
-    # afresh until its curves are there, instead of holding on to an element or sampling once.
-    # The rebuilt Output view plots its figure once it is shown: bring it into view first (a
-    # failing run found the element 336 px high with no plot in it until a screenshot).
-    page.locator(".tsc-training-dashboard", has_text="stopped").last.scroll_into_view_if_needed()
+    # element): look up the stopped dashboard afresh instead of holding on to an element.
+    # JupyterLab's plotly renderer keeps a PNG of each figure it has drawn in the output itself,
+    # and a view rebuilt from that output shows the picture, not a graph, until the mouse comes
+    # over it (a failing CI run found the rebuilt view 336 px high with no plot in it). Hover
+    # over the figure, as a user would, and the live curves must come.
+    stopped = page.locator(".tsc-training-dashboard", has_text="stopped").last
+    stopped.scroll_into_view_if_needed()
+    renderer = stopped.locator(".jp-RenderedPlotly").first
+    renderer.wait_for(timeout=30_000)
+    renderer.hover()
     try:
         page.wait_for_function(
             "() => [...document.querySelectorAll('.tsc-training-dashboard')].some(d => "
@@ -231,6 +236,8 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
             "text: d.innerText.slice(0, 120), plots: d.querySelectorAll('.js-plotly-plot')"
             ".length, points: d.querySelectorAll('.scatterlayer .point').length, "
             "traces: d.querySelectorAll('.scatterlayer .trace').length, "
+            "images: [...d.querySelectorAll('img.plot-img')].filter(i => i.src && "
+            "i.style.display !== 'none').length, "
             "height: d.getBoundingClientRect().height}))")
         pytest.fail(f"the stopped dashboard showed no curves within 30 s: {state} ({exc})")
     page.locator(".tsc-training-dashboard", has_text="stopped").last.screenshot(

@@ -52,6 +52,9 @@ class TrainingDashboard(WidgetBase):
     live : {"auto", "figurewidget", "output"}, default "auto"
         How the curves update: a plotly ``FigureWidget`` changed in place (needs anywidget), or
         an ``Output`` widget redrawn each epoch. ``"auto"`` picks the first that works.
+        When a run ends the widget is displayed again (so a saved notebook keeps its final
+        text); JupyterLab's plotly renderer may then show an ``Output`` view's curves as the
+        picture it kept of them, which becomes a live graph when the mouse comes over it.
     redraw_seconds : float, default 0.5
         Least time between two redraws of the curves, so that short epochs do not flood the
         browser; the last epoch is always drawn. The bar and the text follow every epoch.
