@@ -219,27 +219,32 @@ def _run_notebook_and_check(page, url: str, tmp_path: Path) -> None:
     # and a view rebuilt from that output shows the picture, not a graph, until the mouse comes
     # over it (a failing CI run found the rebuilt view 336 px high with no plot in it). Hover
     # over the figure, as a user would, and the live curves must come.
-    stopped = page.locator(".tsc-training-dashboard", has_text="stopped").last
-    stopped.scroll_into_view_if_needed()
-    renderer = stopped.locator(".jp-RenderedPlotly").first
-    renderer.wait_for(timeout=30_000)
-    renderer.hover()
-    try:
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.tsc-training-dashboard')].some(d => "
-            "d.innerText.includes('stopped') && "
-            "d.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2)",
-            timeout=30_000)
-    except Exception as exc:  # say what the page holds instead of a bare timeout
-        state = page.evaluate(
-            "() => [...document.querySelectorAll('.tsc-training-dashboard')].map(d => ({"
-            "text: d.innerText.slice(0, 120), plots: d.querySelectorAll('.js-plotly-plot')"
-            ".length, points: d.querySelectorAll('.scatterlayer .point').length, "
-            "traces: d.querySelectorAll('.scatterlayer .trace').length, "
-            "images: [...d.querySelectorAll('img.plot-img')].filter(i => i.src && "
-            "i.style.display !== 'none').length, "
-            "height: d.getBoundingClientRect().height}))")
-        pytest.fail(f"the stopped dashboard showed no curves within 30 s: {state} ({exc})")
+    # The view may be rebuilt again while the test is at it (an element found a moment ago
+    # is then detached): look it up, scroll and hover afresh until the curves are there.
+    has_curves = ("() => [...document.querySelectorAll('.tsc-training-dashboard')].some(d => "
+                  "d.innerText.includes('stopped') && "
+                  "d.querySelectorAll('.js-plotly-plot .scatterlayer .point').length >= 2)")
+    deadline = time.monotonic() + 60
+    last_error = None
+    while not page.evaluate(has_curves):
+        if time.monotonic() > deadline:
+            state = page.evaluate(
+                "() => [...document.querySelectorAll('.tsc-training-dashboard')].map(d => ({"
+                "text: d.innerText.slice(0, 120), plots: d.querySelectorAll('.js-plotly-plot')"
+                ".length, points: d.querySelectorAll('.scatterlayer .point').length, "
+                "traces: d.querySelectorAll('.scatterlayer .trace').length, "
+                "images: [...d.querySelectorAll('img.plot-img')].filter(i => i.src && "
+                "i.style.display !== 'none').length, "
+                "height: d.getBoundingClientRect().height}))")
+            pytest.fail(f"the stopped dashboard showed no curves within 60 s: {state} "
+                        f"(last error: {last_error})")
+        try:
+            stopped = page.locator(".tsc-training-dashboard", has_text="stopped").last
+            stopped.scroll_into_view_if_needed(timeout=5_000)
+            stopped.locator(".jp-RenderedPlotly").first.hover(timeout=5_000)
+        except Exception as exc:  # detached or not there yet: try again
+            last_error = exc
+        time.sleep(0.5)
     page.locator(".tsc-training-dashboard", has_text="stopped").last.screenshot(
         path=str(tmp_path / "stopped.png"))
 
