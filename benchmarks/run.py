@@ -66,7 +66,8 @@ def main(argv=None) -> int:
                         help="also write the README results summary here "
                              "(default: docs/results_summary.md next to --out in a full run)")
     parser.add_argument("--datasets", default=None,
-                        help="comma-separated datasets for the quality section")
+                        help="comma-separated datasets for the quality section ('holdout': "
+                             "the held-out sets, benchmarks.panel.HOLDOUT)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (quality)")
     parser.add_argument("--save-runs", default=None,
                         help="also save the quality section's per-fit table (CSV) here")
@@ -95,7 +96,10 @@ def main(argv=None) -> int:
     cfg.threads = args.threads
     cfg.verbose = True
     if args.datasets:
-        cfg.datasets = tuple(d.strip() for d in args.datasets.split(","))
+        from .panel import HOLDOUT
+
+        names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+        cfg.datasets = tuple(d for n in names for d in (HOLDOUT if n == "holdout" else (n,)))
     if args.seeds:
         cfg.seeds = tuple(int(v) for v in args.seeds.split(","))
     if args.cnn_max_steps:

