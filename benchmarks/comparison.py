@@ -78,6 +78,10 @@ def main(argv, *, module: str, description: str, option: str, choices, out: str,
     path = Path(args.out)
     runs.to_csv(path.with_suffix(".csv"), index=False)
     t = tables(runs)
+    from .panel import HOLDOUT
+
+    if set(runs.dataset) <= set(HOLDOUT):  # an independent check, not the tuning panel
+        title = title.replace("the development panel", "the held-out sets")
     command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
     path.write_text("\n".join([
         f"# {title}",

@@ -225,3 +225,26 @@ def test_figures_are_written_when_matplotlib_is_there(sections, tmp_path):
     else:
         assert names == ["bench_quality.svg", "bench_scaling.svg"]
         assert all((tmp_path / n).stat().st_size > 1000 for n in names)
+
+
+def _runs(values: dict):
+    import pandas as pd
+
+    return pd.DataFrame([{"dataset": d, "method": m, "seed": s, "nmi": v, "ari": v,
+                          "seconds": 10.0, "status": "ok"}
+                         for (d, m), seeds in values.items() for s, v in enumerate(seeds)])
+
+
+def test_targets_read_every_gunpoint_seed_and_say_when_gunpoint_is_absent():
+    from benchmarks import quality
+
+    cnn, rocket = quality.CNN, quality.ROCKET
+    runs = _runs({("GunPoint", cnn): (0.3, 0.0, 0.3), ("GunPoint", rocket): (0.2,) * 3,
+                  ("CBF", cnn): (0.9,) * 3, ("CBF", rocket): (0.5,) * 3})
+    table = quality.targets_table(runs).set_index("target")
+    gun = table.loc["GunPoint clearly above 0 (NMI > 0.05 on every seed)"]
+    assert gun.met == "no" and gun.measured == "lowest 0.000"  # the mean 0.2 does not pass
+    assert table.met.iloc[0] == "yes"  # (0.2 + 0.9) / (0.2 + 0.5) >= 1.15
+    held_out = quality.targets_table(runs[runs.dataset == "CBF"]).set_index("target")
+    gun = held_out.loc["GunPoint clearly above 0 (NMI > 0.05 on every seed)"]
+    assert gun.met == "–" and gun.measured == "GunPoint not in this run"
