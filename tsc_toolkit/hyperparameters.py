@@ -21,6 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .graph_clustering import GRAPH_WEIGHTS
+from .scaling import SCALING_METHODS
+
 __all__ = ["HyperparameterError", "HYPERPARAMETERS", "METRIC_DEFINITIONS",
            "ARCHITECTURE_PARAMS", "parse_hyperparameters", "to_hyperparameters"]
 
@@ -66,6 +69,12 @@ def _positive(v) -> bool:
     return v >= 1
 
 
+def _one_of(values) -> str:
+    """``'a', 'b' or 'c'``: the allowed values, as an error message lists them."""
+    quoted = [repr(v) for v in values]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0]
+
+
 _SPECS: dict[str, _Spec] = {
     "clusters": _Spec("clusters", _int, _positive, "an integer >= 1", True),
     "algorithm": _Spec("algorithm", str.strip, lambda v: v in ("lloyd", "elkan", "webscale"),
@@ -83,8 +92,8 @@ _SPECS: dict[str, _Spec] = {
     # The toolkit's own.
     "random-state": _Spec("random_state", _optional_int, lambda v: v is None or v >= 0,
                           "an integer >= 0 or 'none'"),
-    "scaling": _Spec("scaling", str.strip, lambda v: v in ("series", "channel", "none"),
-                     "'series', 'channel' or 'none'"),
+    "scaling": _Spec("scaling", str.strip, lambda v: v in SCALING_METHODS,
+                     _one_of(SCALING_METHODS)),
     "normalize": _Spec("normalize", _optional_str, lambda v: v in (None, "l2", "standard"),
                        "'l2', 'standard' or 'none'"),
     "compared-length": _Spec("compared_length", _optional_int, lambda v: v is None or v >= 1,
@@ -98,9 +107,8 @@ _SPECS: dict[str, _Spec] = {
     "clustering": _Spec("clustering", str.strip, lambda v: v in ("spectral", "kmeans"),
                         "'spectral' or 'kmeans'"),
     "n-neighbors": _Spec("n_neighbors", _int, _positive, "an integer >= 1"),
-    "graph-weights": _Spec("graph_weights", str.strip,
-                           lambda v: v in ("local-scaling", "unit"),
-                           "'local-scaling' or 'unit'"),
+    "graph-weights": _Spec("graph_weights", str.strip, lambda v: v in GRAPH_WEIGHTS,
+                           _one_of(GRAPH_WEIGHTS)),
     "device": _Spec("device", str.strip, lambda v: bool(v), "'auto', 'cpu', 'cuda' or 'mps'"),
     "verbose": _Spec("verbose", _int, lambda v: v >= 0, "an integer >= 0"),
     "channels": _Spec("channels", _int, _positive, "an integer >= 1"),
