@@ -60,12 +60,61 @@ def _local_scaling_graph(Z, n_neighbors=10):
     return neighbour_graph(Z, min(n_neighbors, len(Z) - 1), "local-scaling")
 
 
-def _self_tuning(Z, k, seed, n_neighbors=10):
+def _self_tuning(Z, k, seed, n_neighbors=10, kernel_weight=1.0):
     """Spectral clustering of the kNN graph with Zelnik-Manor and Perona's local scaling (the
-    model's own stage)."""
+    model's own stage); ``kernel_weight`` scales the random-kernel view first."""
     from tsc_toolkit.graph_clustering import spectral_labels
 
+    if kernel_weight != 1.0:
+        Z = Z.copy()
+        Z[:, EMBEDDING:] *= kernel_weight
     return spectral_labels(Z, k, n_neighbors, seed, weights="local-scaling")
+
+
+def _embedding_pca(components):
+    """The embedding reduced by PCA to ``components`` dimensions (unit RMS norm, as the
+    random-kernel view is) beside the view, then the default stage."""
+    def fit(Z, k, seed):
+        from sklearn.decomposition import PCA
+
+        E = Z[:, :EMBEDDING]
+        n = int(min(components, *E.shape))
+        P = PCA(n, random_state=seed).fit_transform(E)
+        P /= np.sqrt((P ** 2).sum(axis=1).mean()) or 1.0
+        return _self_tuning(np.hstack([P, Z[:, EMBEDDING:]]).astype(np.float32), k, seed)
+    return fit
+
+
+def _eigengap(A, k):
+    """The gap between the k-th and (k+1)-th largest eigenvalues of the graph's normalised
+    adjacency: how clearly the graph falls into k groups (von Luxburg 2007, section 8.3)."""
+    from scipy.sparse import diags
+    from scipy.sparse.linalg import eigsh
+
+    d = np.asarray(A.sum(axis=1)).ravel()
+    inv = diags(1.0 / np.sqrt(np.maximum(d, 1e-12)))
+    M = inv @ A @ inv
+    values = eigsh(M, k=min(k + 1, M.shape[0] - 1), which="LA", return_eigenvectors=False,
+                   v0=np.ones(M.shape[0]))
+    values = np.sort(values)[::-1]
+    return float(values[k - 1] - values[k]) if len(values) > k else 0.0
+
+
+def _eigengap_weight(weights):
+    """The default stage with the random-kernel view scaled by whichever of ``weights`` gives
+    the graph the largest eigengap at k."""
+    def fit(Z, k, seed):
+        from tsc_toolkit.graph_clustering import neighbour_graph
+
+        best, best_gap = 1.0, -np.inf
+        for w in weights:
+            F = Z.copy()
+            F[:, EMBEDDING:] *= w
+            gap = _eigengap(neighbour_graph(F, min(10, len(F) - 1), "local-scaling"), k)
+            if gap > best_gap + 1e-9:
+                best, best_gap = w, gap
+        return _self_tuning(Z, k, seed, kernel_weight=best)
+    return fit
 
 
 def _self_tuning_two_graphs(Z, k, seed):
@@ -135,6 +184,13 @@ STAGES = {
     "co-association": _coassociation,
     "self-tuning two graphs": _self_tuning_two_graphs,
     "self-tuning15": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors=15),
+    "self-tuning kernel x1.5": lambda Z, k, seed: _self_tuning(Z, k, seed, kernel_weight=1.5),
+    "self-tuning kernel x2": lambda Z, k, seed: _self_tuning(Z, k, seed, kernel_weight=2.0),
+    "self-tuning kernel x3": lambda Z, k, seed: _self_tuning(Z, k, seed, kernel_weight=3.0),
+    "embedding PCA 10": _embedding_pca(10),
+    "embedding PCA 50": _embedding_pca(50),
+    "eigengap weight 1-3": _eigengap_weight((1.0, 1.5, 2.0, 3.0)),
+    "eigengap weight 0.5-2": _eigengap_weight((0.5, 1.0, 1.5, 2.0)),
 }
 DEFAULT = "self-tuning10"
 

@@ -94,3 +94,19 @@ def test_kernel_views_default_reproduces_the_fit_and_the_others_change_only_the_
     assert rows.seed.tolist() == [3, 3]
     table = kernel_views.tables(rows)["summary"].set_index("view")
     assert table.loc["default", "vs default"] == 0
+
+
+def test_every_clustering_stage_labels_every_series_into_at_most_k_groups():
+    from benchmarks import clustering_stages
+
+    X, y = make_blobs(n_samples=45, centers=3, n_features=clustering_stages.EMBEDDING + 8,
+                      cluster_std=0.5, random_state=0)
+    X = X.astype(np.float32)
+    for name, stage in clustering_stages.STAGES.items():
+        labels = np.asarray(stage(X, 3, 0))
+        assert labels.shape == (45,) and len(set(labels.tolist())) <= 3, name
+    # the eigengap is large where the graph falls into k pieces, and small at a wrong k
+    from tsc_toolkit.graph_clustering import neighbour_graph
+
+    A = neighbour_graph(X, 10, "local-scaling")
+    assert clustering_stages._eigengap(A, 3) > clustering_stages._eigengap(A, 2)
