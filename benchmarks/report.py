@@ -105,10 +105,17 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "clustering stages and other random-kernel views on the saved features of the default "
         "fits: [benchmarks_stages.md](benchmarks_stages.md) (`python -m "
         "benchmarks.clustering_stages`) and [benchmarks_views.md](benchmarks_views.md) "
-        "(`python -m benchmarks.kernel_views`).",
+        "(`python -m benchmarks.kernel_views`). Independent check on 18 held-out UCR sets "
+        "that no default was tuned on: [benchmarks_holdout.md](benchmarks_holdout.md) "
+        "(`python -m benchmarks.run --only quality --datasets holdout`), with the stages and "
+        "views on their features in [benchmarks_stages_holdout.md]"
+        "(benchmarks_stages_holdout.md) and [benchmarks_views_holdout.md]"
+        "(benchmarks_views_holdout.md).",
         "",
         f"Total time of this run: {fmt_seconds(total_seconds)}"
-        + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else "."),
+        + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else
+           " (the quality section was rebuilt from per-fit tables saved by an earlier run; "
+           "its own time is at its end)." if "--quality-from" in command else "."),
         "",
         "## Machine and versions",
         "",
