@@ -100,10 +100,16 @@ def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
     by_group = (rows.assign(hit=(rows["recommended"] - rows["classes"]).abs() <= 1)
                 .groupby("group", sort=False)["hit"].agg(["size", "sum"])
                 .reset_index().rename(columns={"size": "sets", "sum": "recommended within one"}))
+    from .panel import HOLDOUT
+
+    # An independent check on sets nothing was tuned on is titled as such.
+    held_out = set(rows["dataset"]) <= set(HOLDOUT)
+    where, each = (("the held-out sets", "held-out set") if held_out
+                   else ("the development panel", "panel set"))
     return "\n".join([
-        "# Choosing k on the development panel",
+        f"# Choosing k on {where}",
         "",
-        "Written by `python -m benchmarks.choose_k`; do not edit by hand. For every panel set, "
+        f"Written by `python -m benchmarks.choose_k`; do not edit by hand. For every {each}, "
         "the features that the default `CNNKMeans(clusters=classes, random_state=0)` clustered "
         "in the quality benchmark (`features_`: the T-Loss embedding and the random-kernel "
         "view) are scanned with `scan_k` at its defaults (K-Means, 10 restarts per k; "

@@ -110,7 +110,8 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "(`python -m benchmarks.run --only quality --datasets holdout`), with the stages and "
         "views on their features in [benchmarks_stages_holdout.md]"
         "(benchmarks_stages_holdout.md) and [benchmarks_views_holdout.md]"
-        "(benchmarks_views_holdout.md).",
+        "(benchmarks_views_holdout.md), and the k scan in [benchmarks_k_holdout.md]"
+        "(benchmarks_k_holdout.md).",
         "",
         f"Total time of this run: {fmt_seconds(total_seconds)}"
         + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else

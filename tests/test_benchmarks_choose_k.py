@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:  # `benchmarks/` sits next to the package, not ins
 
 from benchmarks import choose_k  # noqa: E402
 from benchmarks.quality import save_features  # noqa: E402
+from tsc_toolkit.selection import METRICS  # noqa: E402
 
 
 def test_summary_counts_exact_and_within_one_hits():
@@ -110,3 +111,14 @@ def test_every_clustering_stage_labels_every_series_into_at_most_k_groups():
 
     A = neighbour_graph(X, 10, "local-scaling")
     assert clustering_stages._eigengap(A, 3) > clustering_stages._eigengap(A, 2)
+
+
+def test_report_on_held_out_sets_is_titled_as_an_independent_check(tmp_path):
+    rows = pd.DataFrame({"dataset": ["CBF", "Coffee"], "group": ["univariate"] * 2,
+                         "series": [30, 28], "classes": [3, 2], "k scanned": ["2-12"] * 2,
+                         **{m: [3, 2] for m in (*METRICS, "recommended")},
+                         "seconds": [0.1, 0.1]})
+    held = choose_k.render(rows, "cmd", "0", "0", 1.0)
+    assert held.startswith("# Choosing k on the held-out sets") and "For every held-out set" in held
+    panel = choose_k.render(rows.assign(dataset=["GunPoint", "Coffee"]), "cmd", "0", "0", 1.0)
+    assert panel.startswith("# Choosing k on the development panel")
