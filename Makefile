@@ -68,7 +68,7 @@ lint: venv
 # extra), 80 min on 2 idle cores with the peers' seeds 1-2 computed (56 min measured with all peers stored), then 27 min for the k scan; writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images, then scans k on the saved features (docs/benchmarks_k.md).
 bench: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"
-	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md --save-runs docs/benchmark_runs.csv --features-dir build/panel_features
+	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md --save-runs docs/benchmark_runs.csv --partial-runs build/bench_partial_runs.csv --features-dir build/panel_features
 	nice -n 10 $(BIN)/python -m benchmarks.choose_k --features build/panel_features --out docs/benchmarks_k.md
 
 bench-fast: venv
