@@ -185,16 +185,20 @@ def _load_peer_cache(cfg: Config) -> dict:
     return {(r["dataset"], r["method"], int(r["seed"])): r for r in stored.to_dict("records")}
 
 
-def _save_peer_cache(cfg: Config, rows: list[dict]) -> None:
+def _save_peer_cache(cfg: Config, rows: list[dict], cache: dict | None = None) -> None:
+    """Store the peers' runs: this run's rows, and every stored row it did not measure again
+    (other sets, other seeds), so a run on a subset never drops the others' results."""
     if not cfg.peer_cache:
         return
-    peers = pd.DataFrame([r for r in rows if r["method"] in PEERS])
-    if peers.empty:
+    merged = dict(cache or {})
+    for r in rows:
+        if r["method"] in PEERS and not str(r.get("status", "")).startswith("not installed"):
+            merged[(r["dataset"], r["method"], int(r["seed"]))] = r
+    if not merged:
         return
-    peers = peers[~peers.status.str.startswith("not installed")]
-    peers = peers[[c for c in peers.columns if c in ("dataset", "method", "seed", "nmi", "ari",
-                                                      "seconds", "status", "versions", "date")]]
-    peers.to_csv(cfg.peer_cache, index=False)
+    columns = ("dataset", "method", "seed", "nmi", "ari", "seconds", "status", "versions", "date")
+    peers = pd.DataFrame(list(merged.values()))
+    peers[[c for c in columns if c in peers.columns]].to_csv(cfg.peer_cache, index=False)
 
 
 def run(cfg: Config) -> Section:
@@ -270,13 +274,12 @@ def run(cfg: Config) -> Section:
                                  "seconds": t.seconds, "status": "ok", "versions": versions,
                                  "date": today, **extra})
                     if method in PEERS:
-                        _save_peer_cache(cfg, rows + [r for key, r in cache.items()
-                                                      if key[0] not in cfg.datasets])
+                        _save_peer_cache(cfg, rows, cache)
             if cfg.extra.get("runs_path"):  # what a run measured survives its interruption
                 pd.DataFrame(rows).merge(pd.DataFrame(info), on="dataset", how="left").assign(
                     section_seconds=time.perf_counter() - total.start).to_csv(
                     cfg.extra["runs_path"], index=False)
-    _save_peer_cache(cfg, rows + [r for key, r in cache.items() if key[0] not in cfg.datasets])
+    _save_peer_cache(cfg, rows, cache)
     return section_from_runs(pd.DataFrame(rows), pd.DataFrame(info), cfg, total.seconds)
 
 

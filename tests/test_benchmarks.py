@@ -248,3 +248,30 @@ def test_targets_read_every_gunpoint_seed_and_say_when_gunpoint_is_absent():
     held_out = quality.targets_table(runs[runs.dataset == "CBF"]).set_index("target")
     gun = held_out.loc["GunPoint clearly above 0 (NMI > 0.05 on every seed)"]
     assert gun.met == "–" and gun.measured == "GunPoint not in this run"
+
+
+def test_a_run_on_a_subset_keeps_the_stored_peer_runs_it_did_not_repeat(tmp_path):
+    from benchmarks import quality
+    from benchmarks.common import Config
+
+    cfg = Config.fast_size()
+    cfg.peer_cache = str(tmp_path / "peer_runs.csv")
+    versions = quality.peer_versions()
+    stored = [{"dataset": d, "method": quality.ROCKET, "seed": s, "nmi": 0.5, "ari": 0.4,
+               "seconds": 1.0, "status": "ok", "versions": versions, "date": "2026-12-01"}
+              for d in ("GunPoint", "Meat") for s in (0, 1, 2)]
+    pd.DataFrame(stored).to_csv(cfg.peer_cache, index=False)
+    cache = quality._load_peer_cache(cfg)
+    assert len(cache) == 6
+    # A run of seed 0 on GunPoint measures that cell again, and K-Means on raw series anew.
+    rows = [{**stored[0], "nmi": 0.7, "date": "2026-12-03"},
+            {**stored[0], "method": quality.RAW, "nmi": 0.1},
+            {**stored[0], "method": quality.KSHAPE, "status": "not installed: tslearn"},
+            {**stored[0], "method": quality.CNN, "nmi": 0.9}]
+    quality._save_peer_cache(cfg, rows, cache)
+    saved = pd.read_csv(cfg.peer_cache).set_index(["dataset", "method", "seed"]).sort_index()
+    assert len(saved) == 7  # the six stored, one replaced, plus the new peer; no CNN, no failure
+    assert saved.loc[("GunPoint", quality.ROCKET, 0), "nmi"] == 0.7
+    assert (saved.loc[("GunPoint", quality.ROCKET, 1), "nmi"],
+            saved.loc[("Meat", quality.ROCKET, 2), "nmi"]) == (0.5, 0.5)
+    assert saved.loc[("GunPoint", quality.RAW, 0), "nmi"] == 0.1
