@@ -275,3 +275,17 @@ def test_a_run_on_a_subset_keeps_the_stored_peer_runs_it_did_not_repeat(tmp_path
     assert (saved.loc[("GunPoint", quality.ROCKET, 1), "nmi"],
             saved.loc[("Meat", quality.ROCKET, 2), "nmi"]) == (0.5, 0.5)
     assert saved.loc[("GunPoint", quality.RAW, 0), "nmi"] == 0.1
+
+
+def test_panel_fit_times_are_over_single_fits_as_the_targets_read_them():
+    from benchmarks import quality
+
+    cnn = quality.CNN
+    runs = _runs({("GunPoint", cnn): (0.3, 0.3, 0.3), ("CBF", cnn): (0.9, 0.9, 0.9)})
+    runs["seconds"] = [10.0, 11.0, 60.0, 20.0, 21.0, 22.0]  # GunPoint's mean is 27 s
+    info = pd.DataFrame({"dataset": ["GunPoint", "CBF"], "group": ["univariate"] * 2})
+    table = quality.panel_tables(runs, info)[0].set_index("method")
+    assert table.loc[cnn, "max s per fit"] == 60.0  # not the largest per-set mean, 27 s
+    assert table.loc[cnn, "median s per fit"] == 20.5
+    assert quality.targets_table(runs).set_index("target").loc[
+        "no fit over 5 minutes", "measured"] == "max 60 s"
