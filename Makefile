@@ -65,7 +65,7 @@ lint: venv
 	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
 
 # Benchmarks against tslearn/aeon/scikit-learn on the 31-set development panel (the `bench`
-# extra), 80 min on 2 idle cores with the peers' seeds 1-2 computed (56 min measured with all peers stored), then 27 min for the k scan; writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images, then scans k on the saved features (docs/benchmarks_k.md).
+# extra), 80 min on 2 idle cores with the peers' seeds 1-2 computed (53 min measured with all peers stored, 2026-12-03), then 26 min for the k scan; writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images, then scans k on the saved features (docs/benchmarks_k.md).
 bench: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"
 	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md --save-runs docs/benchmark_runs.csv --partial-runs build/bench_partial_runs.csv --features-dir build/panel_features

@@ -277,7 +277,7 @@ def test_a_run_on_a_subset_keeps_the_stored_peer_runs_it_did_not_repeat(tmp_path
     assert saved.loc[("GunPoint", quality.RAW, 0), "nmi"] == 0.1
 
 
-def test_panel_fit_times_are_over_single_fits_as_the_targets_read_them():
+def test_panel_fit_times_are_read_as_the_targets_read_them():
     from benchmarks import quality
 
     cnn = quality.CNN
@@ -286,6 +286,7 @@ def test_panel_fit_times_are_over_single_fits_as_the_targets_read_them():
     info = pd.DataFrame({"dataset": ["GunPoint", "CBF"], "group": ["univariate"] * 2})
     table = quality.panel_tables(runs, info)[0].set_index("method")
     assert table.loc[cnn, "max s per fit"] == 60.0  # not the largest per-set mean, 27 s
-    assert table.loc[cnn, "median s per fit"] == 20.5
-    assert quality.targets_table(runs).set_index("target").loc[
-        "no fit over 5 minutes", "measured"] == "max 60 s"
+    assert table.loc[cnn, "median s per fit"] == 24.0  # of the sets' means, 27 s and 21 s
+    targets = quality.targets_table(runs).set_index("target").measured
+    assert targets["no fit over 5 minutes"] == "max 60 s"
+    assert targets["median fit time <= 60 s"] == "24 s"
