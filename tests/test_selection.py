@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -162,11 +163,45 @@ def test_accepts_a_fitted_cnnkmeans():
     model = CNNKMeans(clusters=3, blocks=2, filters=16, reduced_size=16, output_size=16,
                       epochs=3, random_state=0, device="cpu").fit(X)
     scan = scan_k(model, range(2, 6), n_init=2, n_refs=2, random_state=0)
-    # what the clustering stage saw: the embedding and the random-kernel view
-    direct = scan_k(model.features_, range(2, 6), n_init=2, n_refs=2, random_state=0)
+    # what the clustering stage saw (the embedding and the random-kernel view), clustered by
+    # the model's own stage
+    direct = scan_k(model.features_, range(2, 6), algorithm="spectral", n_init=2, n_refs=2,
+                    random_state=0)
+    assert scan.algorithm == "spectral"
     assert scan.scores.equals(direct.scores)
     assert scan.labels[3].shape == (60,)
     assert set(scan.suggested) == set(METRICS)
+    assert scan.recommended_by == "silhouette"
+    # a K-Means scan of the same model is asked for by name, or follows the model's stage
+    lloyd = scan_k(model, range(2, 6), algorithm="lloyd", n_init=2, n_refs=2, random_state=0)
+    assert lloyd.scores.equals(scan_k(model.features_, range(2, 6), n_init=2, n_refs=2,
+                                      random_state=0).scores)
+    as_kmeans = copy.copy(model)
+    as_kmeans.clustering = "kmeans"
+    assert scan_k(as_kmeans, range(2, 6), metrics=["silhouette"], n_init=2,
+                  random_state=0).algorithm == "lloyd"
+
+
+def test_a_spectral_scan_clusters_each_k_as_the_estimator_does(blobs):
+    from tsc_toolkit.graph_clustering import spectral_labels
+
+    Z = blobs[0]
+    scan = scan_k(Z, [2, 3, 4], metrics=["silhouette", "calinski_harabasz"],
+                  algorithm="spectral", n_neighbors=7, graph_weights="unit", n_init=3,
+                  random_state=5)
+    for k in (2, 3, 4):
+        expected = spectral_labels(Z, k, 7, 5, 3, "unit")
+        np.testing.assert_array_equal(scan.labels[k], expected)
+        members = [Z[expected == c].mean(axis=0) for c in range(k)]
+        np.testing.assert_allclose(scan.centers[k], np.array(members), rtol=1e-6)
+    assert scan.recommended_by == "silhouette"
+
+
+@pytest.mark.parametrize("bad", [{"algorithm": "ward"}, {"n_neighbors": 0},
+                                 {"n_neighbors": 2.5}, {"graph_weights": "gauss"}])
+def test_bad_clustering_settings_are_refused(blobs, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        scan_k(blobs[0], [2, 3], metrics=["silhouette"], **bad)
 
 
 def test_unfitted_model_is_refused_with_a_clear_error():

@@ -1,7 +1,9 @@
 """Choosing k: cluster the embeddings for a range of k and score each clustering.
 
-:func:`scan_k` runs K-Means once per k, with the same settings and seed for every k, and
-scores each clustering with the usual internal criteria:
+:func:`scan_k` clusters once per k, with the same settings and seed for every k: with the
+clustering stage of :class:`tsc_toolkit.CNNKMeans` (spectral clustering of the
+nearest-neighbour graph) when it is given a fitted model, with K-Means when it is given an
+array. It scores each clustering with the usual internal criteria:
 
 - ``inertia``: the within-cluster sum of squared distances. It always falls as k grows; the
   suggested k is the *elbow* of the curve, found with the Kneedle method (``kneed``), or,
@@ -30,18 +32,25 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-__all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED"]
+__all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED", "RECOMMENDED_SPECTRAL"]
 
 METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap")
 _COLUMNS = ["k", "inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_se"]
-#: The criteria whose suggestion is the recommended k (:attr:`KScan.best_k_`), the first one
-#: computed wins. The order comes from the 31 sets of the development panel (k scanned from 2
-#: to max(12, classes + 2) on the features of a default model, seed 0; docs/benchmarks_k.md):
-#: the suggested k was within one of the number of classes for Calinski-Harabasz 15 times (11
-#: exactly), silhouette 15 (9), Davies-Bouldin 13 (6), the inertia elbow 5 (0), the gap
-#: statistic 3 (2). None beats always answering 2 on that panel (17, 12 exactly).
+#: The criteria whose suggestion is the recommended k (:attr:`KScan.best_k_`) of a K-Means
+#: scan, the first one computed wins. The order comes from the 31 sets of the development
+#: panel (k scanned from 2 to max(12, classes + 2) on the features of a default model, seed 0;
+#: docs/benchmarks_k.md): the suggested k was within one of the number of classes for
+#: Calinski-Harabasz 15 times (11 exactly), silhouette 15 (9), Davies-Bouldin 13 (6), the
+#: inertia elbow 5 (0), the gap statistic 3 (2).
 RECOMMENDED = ("calinski_harabasz", "silhouette", "davies_bouldin", "inertia", "gap")
-_ALGORITHMS = ("lloyd", "elkan", "webscale")
+#: The same for a scan with ``algorithm="spectral"`` (the clustering of a default CNNKMeans,
+#: and what :func:`scan_k` does with a fitted model). On the same panel and features the
+#: silhouette of the spectral partitions was within one of the number of classes on 16 of
+#: the 31 sets at each of the three seeds (9, 10, 10 exactly), Calinski-Harabasz on 15, 16, 16,
+#: Davies-Bouldin on 15, 16, 16; on the 18 held-out sets silhouette 9, Calinski-Harabasz 8,
+#: Davies-Bouldin 6 (seed 0). Always answering 2 scores 17 on the panel, 6 held out.
+RECOMMENDED_SPECTRAL = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia", "gap")
+_ALGORITHMS = ("spectral", "lloyd", "elkan", "webscale")
 _REFERENCES = ("pca", "box")
 
 
@@ -66,6 +75,10 @@ class KScan:
         ``"kneedle"`` or ``"chord"`` (the fallback), None when inertia was not requested.
     gap_reference : str
         ``"pca"`` or ``"box"``: where the gap statistic's reference points were drawn.
+    algorithm : str
+        What clustered each k: ``"spectral"`` (the clustering stage of CNNKMeans), or
+        K-Means with ``"lloyd"``, ``"elkan"`` or ``"webscale"``. ``centers`` of a spectral
+        scan are the means of each cluster's points.
     """
 
     scores: pd.DataFrame
@@ -74,6 +87,7 @@ class KScan:
     centers: dict[int, np.ndarray] = field(repr=False)
     elbow_method: str | None = None
     gap_reference: str = "pca"
+    algorithm: str = "lloyd"
 
     @property
     def k_values(self) -> list[int]:
@@ -83,14 +97,16 @@ class KScan:
     @property
     def best_k_(self) -> int | None:
         """The one recommended k: the suggestion of the first criterion of :data:`RECOMMENDED`
-        that was computed (see :attr:`recommended_by`)."""
+        (:data:`RECOMMENDED_SPECTRAL` for a spectral scan) that was computed (see
+        :attr:`recommended_by`)."""
         name = self.recommended_by
         return None if name is None else self.suggested[name]
 
     @property
     def recommended_by(self) -> str | None:
         """The criterion behind :attr:`best_k_`, None when no criterion was computed."""
-        return next((m for m in RECOMMENDED if self.suggested.get(m) is not None), None)
+        order = RECOMMENDED_SPECTRAL if self.algorithm == "spectral" else RECOMMENDED
+        return next((m for m in order if self.suggested.get(m) is not None), None)
 
     @property
     def elbow(self) -> int | None:
@@ -115,14 +131,16 @@ class KScan:
 
     def __repr__(self) -> str:
         ks = self.k_values
-        return (f"KScan(k={ks[0]}..{ks[-1]} ({len(ks)} values), best_k_={self.best_k_}, "
-                f"suggested={self.suggested})")
+        return (f"KScan(k={ks[0]}..{ks[-1]} ({len(ks)} values), algorithm={self.algorithm!r}, "
+                f"best_k_={self.best_k_}, suggested={self.suggested})")
 
 
 def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
            metrics: Iterable[str] = METRICS,
-           algorithm: str = "lloyd",
+           algorithm: str | None = None,
            n_init: int = 10,
+           n_neighbors: int | None = None,
+           graph_weights: str | None = None,
            sample_size: int | None = 2000,
            n_refs: int = 10,
            gap_reference: str = "pca",
@@ -142,12 +160,24 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
         Any of ``"inertia"`` (elbow), ``"silhouette"``, ``"calinski_harabasz"``,
         ``"davies_bouldin"``, ``"gap"``. The gap statistic is the costly one: it clusters
         ``n_refs`` reference sets for every k.
-    algorithm : {"lloyd", "elkan", "webscale"}, default="lloyd"
-        scikit-learn's ``KMeans`` with this algorithm, or
-        :class:`tsc_toolkit.kmeans.WebScaleKMeans` (SageMaker's built-in K-Means) for
-        ``"webscale"``. The same algorithm clusters the gap's reference sets.
+    algorithm : {"spectral", "lloyd", "elkan", "webscale"} or None, default=None
+        What clusters each k. ``"spectral"``: the clustering stage of a default
+        :class:`tsc_toolkit.CNNKMeans`, spectral clustering of the ``n_neighbors``-nearest
+        neighbour graph (:func:`tsc_toolkit.graph_clustering.spectral_labels`): each k
+        is clustered the way ``refit_clusters(k)`` would cluster it.
+        ``"lloyd"``, ``"elkan"``: scikit-learn's ``KMeans`` with this algorithm;
+        ``"webscale"``: :class:`tsc_toolkit.kmeans.WebScaleKMeans` (SageMaker's built-in
+        K-Means). None: the model's own stage when ``X`` is a fitted CNNKMeans (its
+        ``clustering``, ``algorithm``, ``n_neighbors`` and ``graph_weights``), ``"lloyd"``
+        for an array. The same algorithm clusters the gap's reference sets.
     n_init : int, default=10
-        Restarts of each K-Means fit, the best kept (``num_trials`` for ``"webscale"``).
+        Restarts of each K-Means fit, the best kept (``num_trials`` for ``"webscale"``; the
+        restarts of the K-Means step on the spectral embedding for ``"spectral"``).
+    n_neighbors : int or None, default=None
+        Neighbours per point in the graph of ``"spectral"``: the model's, else 10.
+    graph_weights : {"local-scaling", "unit"} or None, default=None
+        Edge weights of that graph (see :func:`tsc_toolkit.graph_clustering.neighbour_graph`):
+        the model's, else ``"local-scaling"``.
     sample_size : int or None, default=2000
         The silhouette is computed on this many randomly drawn points when there are more
         (it costs ``O(n^2)``); None uses every point.
@@ -165,8 +195,8 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     Returns
     -------
     KScan
-        ``scores`` (one row per k), ``suggested`` (criterion -> k), and the ``labels`` and
-        ``centers`` of every k.
+        ``scores`` (one row per k), ``suggested`` (criterion -> k), the ``labels`` and
+        ``centers`` of every k, and ``best_k_``, the one recommended k.
 
     Raises
     ------
@@ -191,8 +221,12 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     >>> scan = scan_k(X, range(2, 8), n_init=2, n_refs=4, random_state=0)
     >>> scan.suggested
     {'inertia': 4, 'silhouette': 4, 'calinski_harabasz': 4, 'davies_bouldin': 4, 'gap': 4}
-    >>> scan.best_k_, scan.recommended_by
-    (4, 'calinski_harabasz')
+    >>> scan.algorithm, scan.best_k_, scan.recommended_by
+    ('lloyd', 4, 'calinski_harabasz')
+    >>> spectral = scan_k(X, range(2, 8), metrics=["silhouette"], algorithm="spectral",
+    ...                   random_state=0)
+    >>> spectral.best_k_, spectral.recommended_by
+    (4, 'silhouette')
     >>> scan.scores.columns.tolist()
     ['k', 'inertia', 'silhouette', 'calinski_harabasz', 'davies_bouldin', 'gap', 'gap_se']
     >>> scan.labels[4].shape, scan.centers[4].shape
@@ -204,8 +238,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     n = len(Z)
     metrics = _check_metrics(metrics)
     ks = _check_ks(k_range, n, elbow="inertia" in metrics)
-    if algorithm not in _ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}.")
+    algorithm, graph = _stage(X, algorithm, n_neighbors, graph_weights)
     if gap_reference not in _REFERENCES:
         raise ValueError(f"gap_reference must be one of {_REFERENCES}, got {gap_reference!r}.")
     if not isinstance(n_init, Integral) or n_init < 1:
@@ -224,15 +257,16 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     rows, labels, centers = [], {}, {}
     references = (_reference_sets(Z, n_refs, gap_reference, rng) if "gap" in metrics else [])
     for k in ks:
-        lab, cen = _cluster(Z, k, algorithm, n_init, seed)
+        lab, cen = _cluster(Z, k, algorithm, n_init, seed, graph)
         labels[k], centers[k] = lab, cen
         row = dict.fromkeys(_COLUMNS, np.nan)
         row["k"] = k
         row["inertia"] = _inertia(Z, lab, cen)
         row.update(_criteria(Z, lab, metrics, sample_size, seed))
         if "gap" in metrics:
-            ref_logw = np.array([np.log(_inertia(R, *_cluster(R, k, algorithm, n_init, seed)))
-                                 for R in references])
+            ref_logw = np.array([
+                np.log(_inertia(R, *_cluster(R, k, algorithm, n_init, seed, graph)))
+                for R in references])
             row["gap"] = float(ref_logw.mean() - np.log(row["inertia"]))
             row["gap_se"] = float(ref_logw.std() * np.sqrt(1.0 + 1.0 / n_refs))
         rows.append(row)
@@ -252,7 +286,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
             suggested[name] = _one_se_rule(scores["k"].to_numpy(), scores["gap"].to_numpy(),
                                            scores["gap_se"].to_numpy())
     return KScan(scores=scores, suggested=suggested, labels=labels, centers=centers,
-                 elbow_method=elbow_method, gap_reference=gap_reference)
+                 elbow_method=elbow_method, gap_reference=gap_reference, algorithm=algorithm)
 
 
 # ----------------------------------------------------------------------- validation
@@ -286,6 +320,32 @@ def _embeddings(X) -> np.ndarray:
     if len(Z) < 3:
         raise ValueError(f"X has {len(Z)} samples; choosing k needs at least 3.")
     return Z
+
+
+def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int, str]]:
+    """The clustering algorithm of a scan and, for a spectral one, its graph's settings."""
+    from .graph_clustering import GRAPH_WEIGHTS
+
+    model = X if hasattr(X, "embeddings_") or hasattr(X, "encoder_") else None
+    if algorithm is None:
+        if model is None:
+            algorithm = "lloyd"
+        elif getattr(model, "clustering", "kmeans") == "spectral":
+            algorithm = "spectral"
+        else:
+            algorithm = getattr(model, "algorithm", "lloyd")
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {_ALGORITHMS} or None, got {algorithm!r}.")
+    if n_neighbors is None:
+        n_neighbors = getattr(model, "n_neighbors", 10)
+    if graph_weights is None:
+        graph_weights = getattr(model, "graph_weights", "local-scaling")
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, Integral) or n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}.")
+    if graph_weights not in GRAPH_WEIGHTS:
+        raise ValueError(f"graph_weights must be one of {GRAPH_WEIGHTS}, got "
+                         f"{graph_weights!r}.")
+    return algorithm, (int(n_neighbors), graph_weights)
 
 
 def _check_metrics(metrics) -> tuple[str, ...]:
@@ -325,7 +385,17 @@ def _check_ks(k_range, n: int, elbow: bool) -> list[int]:
 # ----------------------------------------------------------------------- computation
 
 
-def _cluster(Z: np.ndarray, k: int, algorithm: str, n_init: int, seed: int):
+def _cluster(Z: np.ndarray, k: int, algorithm: str, n_init: int, seed: int,
+             graph: tuple[int, str] = (10, "local-scaling")):
+    if algorithm == "spectral":
+        from .graph_clustering import spectral_labels
+
+        labels = spectral_labels(Z, k, graph[0], seed, n_init, graph[1])
+        centers = np.zeros((k, Z.shape[1]), dtype=np.float64)
+        np.add.at(centers, labels, Z.astype(np.float64))
+        counts = np.bincount(labels, minlength=k)
+        centers /= np.maximum(counts, 1)[:, None]
+        return labels, centers.astype(Z.dtype)
     if algorithm == "webscale":
         from .kmeans import WebScaleKMeans
 
