@@ -2,12 +2,15 @@
 
 The quality benchmark keeps what every default CNN-KMeans fit clustered (``features_``) when it
 is run with ``--features-dir``; this script scans k on those features, one set at a time, with
-``tsc_toolkit.selection.scan_k`` at its defaults (K-Means with 10 restarts per k, every
-criterion, the gap statistic with 10 reference sets) and counts, per criterion, the sets where
-the suggested k equals the number of classes and where it is within one of it::
+``tsc_toolkit.selection.scan_k`` at its defaults (every criterion, the gap statistic with 10
+reference sets), clustering each k with ``--algorithm``: ``spectral`` (the default: the
+estimator's own stage, which ``scan_k(model)`` uses) or K-Means (``lloyd``, 10 restarts per k),
+and counts, per criterion, the sets where the suggested k equals the number of classes and
+where it is within one of it::
 
     python -m benchmarks.run --only quality --features-dir build/panel_features
     python -m benchmarks.choose_k --features build/panel_features   # docs/benchmarks_k.md
+    python -m benchmarks.choose_k --algorithm lloyd --out docs/benchmarks_k_kmeans.md
 
 k is scanned from 2 to ``max(12, classes + 2)``, so every set's number of classes is in range
 and every scan offers at least 11 choices. The labels only score the suggestions.
@@ -38,7 +41,14 @@ def k_range(classes: int, n: int) -> range:
     return range(2, min(max(MIN_TOP, classes + 2), n - 1) + 1)
 
 
-def scan_set(path: Path, seed: int = SEED) -> dict:
+#: What clusters each k: the estimator's spectral stage (its defaults: 10 neighbours,
+#: local-scaling weights), or K-Means.
+ALGORITHMS = ("spectral", "lloyd")
+ALGORITHM = "spectral"
+
+
+def scan_set(path: Path, seed: int = SEED, algorithm: str = ALGORITHM,
+             metrics=None) -> dict:
     """Scan k on one saved set; the row holds every criterion's suggestion and the classes."""
     from tsc_toolkit.selection import scan_k
 
@@ -48,9 +58,12 @@ def scan_set(path: Path, seed: int = SEED) -> dict:
     tic = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gap's "still growing" warning is in the table
-        scan = scan_k(Z, ks, random_state=seed)
+        scan = scan_k(Z, ks, algorithm=algorithm, random_state=seed,
+                      **({} if metrics is None else {"metrics": metrics}))
     row = {"series": len(Z), "classes": classes, "k scanned": f"{ks.start}-{ks.stop - 1}"}
-    row.update(scan.suggested)
+    from tsc_toolkit.selection import METRICS
+
+    row.update({m: scan.suggested.get(m) for m in METRICS})
     row["recommended"] = scan.best_k_
     row["seconds"] = time.perf_counter() - tic
     return row
@@ -75,23 +88,39 @@ def summary(rows: pd.DataFrame, criteria) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def run(folder: Path, seed: int = SEED, threads: int = 2, log=print) -> pd.DataFrame:
+def run(folder: Path, seed: int = SEED, threads: int = 2, log=print,
+        algorithm: str = ALGORITHM, metrics=None) -> pd.DataFrame:
     set_threads(threads)
     rows = []
     for name, _, path in (f for f in saved_features(folder) if f[1] == seed):
         log(f"[choose_k] {name} ...")
-        rows.append({"dataset": name, "group": group(name), **scan_set(path, seed)})
+        rows.append({"dataset": name, "group": group(name),
+                     **scan_set(path, seed, algorithm, metrics)})
     if not rows:
         raise SystemExit(f"no *-seed{seed}.npz files in {folder}: run `python -m benchmarks.run "
                          f"--only quality --features-dir {folder}` first")
     return pd.DataFrame(rows)
 
 
-def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
-           seconds: float) -> str:
-    from tsc_toolkit.selection import METRICS, RECOMMENDED
+def _clustering(algorithm: str) -> str:
+    if algorithm == "spectral":
+        return ("clustered as the estimator clusters: spectral clustering of the 10-NN graph "
+                "with local-scaling weights, 10 restarts of its K-Means step, which is what "
+                "`scan_k(model)` does")
+    return f"clustered by K-Means (`algorithm=\"{algorithm}\"`, 10 restarts per k)"
 
-    criteria = [*METRICS, "recommended"]
+
+def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
+           seconds: float, algorithm: str = ALGORITHM) -> str:
+    from tsc_toolkit.selection import METRICS, RECOMMENDED, RECOMMENDED_SPECTRAL
+
+    order = RECOMMENDED_SPECTRAL if algorithm == "spectral" else RECOMMENDED
+    order_name = "RECOMMENDED_SPECTRAL" if algorithm == "spectral" else "RECOMMENDED"
+    computed = [m for m in METRICS if m in rows and rows[m].notna().any()]
+    skipped = [m for m in METRICS if m not in computed]
+    rows = rows.drop(columns=[m for m in skipped if m in rows])
+    criteria = [*computed, "recommended"]
+    rows = rows.astype({m: "int64" for m in criteria})
     table = rows.copy()
     for name in criteria:
         table[name] = [f"**{v}**" if v == c else str(v)
@@ -112,11 +141,12 @@ def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
         f"Written by `python -m benchmarks.choose_k`; do not edit by hand. For every {each}, "
         "the features that the default `CNNKMeans(clusters=classes, random_state=0)` clustered "
         "in the quality benchmark (`features_`: the T-Loss embedding and the random-kernel "
-        "view) are scanned with `scan_k` at its defaults (K-Means, 10 restarts per k; "
-        "silhouette on 2,000 sampled points; gap statistic with 10 PCA-aligned reference "
-        "sets), k from 2 to max(12, classes + 2). A suggestion equal to the number of classes "
-        "is bold. `recommended` is `KScan.best_k_`: the first criterion of "
-        f"`selection.RECOMMENDED` = {', '.join(RECOMMENDED)}.",
+        f"view) are scanned with `scan_k`, each k {_clustering(algorithm)} (silhouette on "
+        "2,000 sampled points; gap statistic with 10 PCA-aligned reference sets clustered the "
+        "same way), k from 2 to max(12, classes + 2). A suggestion equal to the number of "
+        "classes is bold. `recommended` is `KScan.best_k_`: the first criterion of "
+        f"`selection.{order_name}` = {', '.join(order)}."
+        + (f" Not computed in this run: {', '.join(skipped)} (`--metrics`)." if skipped else ""),
         "",
         f"Command: `{command}`. Machine: {cpu_model()}, {cpu_count()} cores; load average at "
         f"start {load_start}, at end {load_end}. Versions: "
@@ -148,6 +178,12 @@ def main(argv=None) -> int:
                         help="folder written by `benchmarks.run --features-dir`")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_k.md"))
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default=ALGORITHM,
+                        help="what clusters each k (default: the estimator's spectral stage)")
+    parser.add_argument("--metrics", nargs="+", metavar="CRITERION",
+                        help="criteria to compute (default: all; the gap statistic of a "
+                             "spectral scan clusters 10 reference sets per k spectrally, "
+                             "the costly part)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--render", metavar="CSV",
                         help="write the report from a per-set table this script saved")
@@ -157,18 +193,21 @@ def main(argv=None) -> int:
         rows = pd.read_csv(args.render)
         meta = {k: rows.pop(k).iloc[0]
                 for k in ("command", "load_start", "load_end", "run_seconds")}
+        # a table saved before --algorithm existed was a K-Means scan
+        algorithm = rows.pop("algorithm").iloc[0] if "algorithm" in rows else "lloyd"
         out.write_text(render(rows, meta["command"], meta["load_start"], meta["load_end"],
-                              float(meta["run_seconds"])))
+                              float(meta["run_seconds"]), algorithm))
         print(f"[choose_k] wrote {out}")
         return 0
     load_start, tic = load_average(), time.perf_counter()
-    rows = run(Path(args.features), args.seed, args.threads)
+    rows = run(Path(args.features), args.seed, args.threads, algorithm=args.algorithm,
+               metrics=args.metrics)
     command = ("python -m benchmarks.choose_k " + " ".join(
         argv if argv is not None else sys.argv[1:])).strip()
     load_end, seconds = load_average(), time.perf_counter() - tic
-    rows.assign(command=command, load_start=load_start, load_end=load_end,
-                run_seconds=seconds).to_csv(out.with_suffix(".csv"), index=False)
-    out.write_text(render(rows, command, load_start, load_end, seconds))
+    rows.assign(command=command, load_start=load_start, load_end=load_end, run_seconds=seconds,
+                algorithm=args.algorithm).to_csv(out.with_suffix(".csv"), index=False)
+    out.write_text(render(rows, command, load_start, load_end, seconds, args.algorithm))
     print(f"[choose_k] wrote {out}")
     return 0
 

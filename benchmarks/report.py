@@ -101,7 +101,9 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "WebScaleKMeans over embeddings on disk): [benchmarks_streaming.md]"
         "(benchmarks_streaming.md), written by `python -m benchmarks.streaming`. Choosing k "
         "(how often each criterion of `scan_k` finds the number of classes on the panel): "
-        "[benchmarks_k.md](benchmarks_k.md), written by `python -m benchmarks.choose_k`. Other "
+        "[benchmarks_k.md](benchmarks_k.md) (each k clustered as the estimator clusters) and "
+        "[benchmarks_k_kmeans.md](benchmarks_k_kmeans.md) (K-Means), written by `python -m "
+        "benchmarks.choose_k`. Other "
         "clustering stages and other random-kernel views on the saved features of the default "
         "fits: [benchmarks_stages.md](benchmarks_stages.md) (`python -m "
         "benchmarks.clustering_stages`) and [benchmarks_views.md](benchmarks_views.md) "
@@ -110,8 +112,9 @@ def render(sections: Sequence[Section], cfg: Config, command: str, load_start: s
         "(`python -m benchmarks.run --only quality --datasets holdout`), with the stages and "
         "views on their features in [benchmarks_stages_holdout.md]"
         "(benchmarks_stages_holdout.md) and [benchmarks_views_holdout.md]"
-        "(benchmarks_views_holdout.md), and the k scan in [benchmarks_k_holdout.md]"
-        "(benchmarks_k_holdout.md).",
+        "(benchmarks_views_holdout.md), and the k scans in [benchmarks_k_holdout.md]"
+        "(benchmarks_k_holdout.md) and [benchmarks_k_holdout_kmeans.md]"
+        "(benchmarks_k_holdout_kmeans.md).",
         "",
         f"Total time of this run: {fmt_seconds(total_seconds)}"
         + (" (fast mode: tiny sizes, numbers are only a smoke test)." if cfg.fast else

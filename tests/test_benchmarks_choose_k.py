@@ -46,13 +46,40 @@ def test_scans_every_saved_set_in_panel_order_and_writes_the_report(tmp_path):
     rows = pd.read_csv(out.with_suffix(".csv"))
     assert rows["dataset"].tolist() == ["GunPoint", "ArrowHead", "Zeta"]
     assert rows["classes"].tolist() == [2, 4, 3]
-    assert (rows["recommended"] == rows["calinski_harabasz"]).all()
+    # by default each k is clustered as the estimator clusters, and silhouette recommends
+    assert (rows["algorithm"] == "spectral").all()
+    assert (rows["recommended"] == rows["silhouette"]).all()
     text = out.read_text()
     assert "## Per criterion" in text and "| recommended | 3 |" in text
+    assert "spectral clustering of the 10-NN graph" in text
+    assert "`selection.RECOMMENDED_SPECTRAL` = silhouette," in text
     assert "**" in text  # well-separated blobs: some criterion finds the classes, shown bold
     again = tmp_path / "again.md"
     assert choose_k.main(["--render", str(out.with_suffix(".csv")), "--out", str(again)]) == 0
     assert again.read_text() == text  # the report can be rewritten from the saved table
+
+    kmeans = tmp_path / "k_kmeans.md"
+    assert choose_k.main(["--features", str(feats), "--out", str(kmeans), "--threads", "1",
+                          "--algorithm", "lloyd"]) == 0
+    rows = pd.read_csv(kmeans.with_suffix(".csv"))
+    assert (rows["recommended"] == rows["calinski_harabasz"]).all()
+    assert "clustered by K-Means" in kmeans.read_text()
+    # a table saved before the option existed is rendered as the K-Means scan it was
+    old = tmp_path / "old.csv"
+    rows.drop(columns="algorithm").to_csv(old, index=False)
+    assert choose_k.main(["--render", str(old), "--out", str(tmp_path / "old.md")]) == 0
+    assert (tmp_path / "old.md").read_text() == kmeans.read_text()
+
+    # criteria left out are named, not shown as empty columns
+    some = tmp_path / "k_some.md"
+    assert choose_k.main(["--features", str(feats), "--out", str(some), "--threads", "1",
+                          "--metrics", "silhouette", "calinski_harabasz"]) == 0
+    text = some.read_text()
+    assert "Not computed in this run: inertia, davies_bouldin, gap (`--metrics`)." in text
+    assert "| gap |" not in text and "| silhouette | 3 |" in text
+    again = tmp_path / "some_again.md"
+    assert choose_k.main(["--render", str(some.with_suffix(".csv")), "--out", str(again)]) == 0
+    assert again.read_text() == text
 
 
 def test_clustering_stages_recluster_every_saved_fit_and_compare_with_the_default(tmp_path):
