@@ -50,7 +50,7 @@ ALGORITHM = "spectral"
 def scan_set(path: Path, seed: int = SEED, algorithm: str = ALGORITHM,
              metrics=None) -> dict:
     """Scan k on one saved set; the row holds every criterion's suggestion and the classes."""
-    from tsc_toolkit.selection import scan_k
+    from tsc_toolkit.selection import METRICS, scan_k
 
     Z, y = load_features(path)
     classes = len(np.unique(y))
@@ -58,11 +58,9 @@ def scan_set(path: Path, seed: int = SEED, algorithm: str = ALGORITHM,
     tic = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gap's "still growing" warning is in the table
-        scan = scan_k(Z, ks, algorithm=algorithm, random_state=seed,
-                      **({} if metrics is None else {"metrics": metrics}))
+        scan = scan_k(Z, ks, metrics=METRICS if metrics is None else metrics,
+                      algorithm=algorithm, random_state=seed)
     row = {"series": len(Z), "classes": classes, "k scanned": f"{ks.start}-{ks.stop - 1}"}
-    from tsc_toolkit.selection import METRICS
-
     row.update({m: scan.suggested.get(m) for m in METRICS})
     row["recommended"] = scan.best_k_
     row["seconds"] = time.perf_counter() - tic
@@ -112,10 +110,10 @@ def _clustering(algorithm: str) -> str:
 
 def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
            seconds: float, algorithm: str = ALGORITHM) -> str:
-    from tsc_toolkit.selection import METRICS, RECOMMENDED, RECOMMENDED_SPECTRAL
+    from tsc_toolkit.selection import METRICS, RECOMMENDED, recommended_order
 
-    order = RECOMMENDED_SPECTRAL if algorithm == "spectral" else RECOMMENDED
-    order_name = "RECOMMENDED_SPECTRAL" if algorithm == "spectral" else "RECOMMENDED"
+    order = recommended_order(algorithm)
+    order_name = "RECOMMENDED" if order is RECOMMENDED else "RECOMMENDED_SPECTRAL"
     computed = [m for m in METRICS if m in rows and rows[m].notna().any()]
     skipped = [m for m in METRICS if m not in computed]
     rows = rows.drop(columns=[m for m in skipped if m in rows])

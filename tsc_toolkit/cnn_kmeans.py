@@ -789,13 +789,10 @@ class _Callback:
 
 
 def _member_means(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Mean of each cluster's rows (a cluster without members gets the overall mean)."""
-    centers = np.tile(z.mean(axis=0), (k, 1)).astype(np.float64)
-    for c in range(k):
-        members = labels == c
-        if members.any():
-            centers[c] = z[members].mean(axis=0)
-    return centers.astype(np.float32)
+    """Mean of each cluster's rows, float32 (a cluster without members gets the overall mean)."""
+    from .graph_clustering import member_means
+
+    return member_means(z, labels, k).astype(np.float32)
 
 
 def _empty_history():

@@ -93,6 +93,25 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors: int, random_state
         return model.fit_predict(A).astype(np.int64)
 
 
+def member_means(features: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each cluster's rows, in float64 (a cluster without members gets the overall
+    mean).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsc_toolkit.graph_clustering import member_means
+    >>> member_means(np.array([[0.0], [2.0], [5.0]]), np.array([0, 0, 1]), 3).ravel().tolist()
+    [1.0, 5.0, 2.3333333333333335]
+    """
+    centers = np.tile(features.mean(axis=0), (k, 1)).astype(np.float64)
+    for c in range(k):
+        members = labels == c
+        if members.any():
+            centers[c] = features[members].mean(axis=0)
+    return centers
+
+
 def neighbour_vote(train: np.ndarray, labels: np.ndarray, query: np.ndarray, n_neighbors: int,
                    n_clusters: int) -> np.ndarray:
     """Label each row of ``query`` by the most common label of its nearest ``train`` rows.

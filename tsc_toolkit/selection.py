@@ -32,7 +32,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-__all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED", "RECOMMENDED_SPECTRAL"]
+__all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED", "RECOMMENDED_SPECTRAL", "recommended_order"]
 
 METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap")
 _COLUMNS = ["k", "inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_se"]
@@ -51,6 +51,13 @@ RECOMMENDED = ("calinski_harabasz", "silhouette", "davies_bouldin", "inertia", "
 #: Davies-Bouldin 6 (seed 0). Always answering 2 scores 17 on the panel, 6 held out.
 RECOMMENDED_SPECTRAL = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia", "gap")
 _ALGORITHMS = ("spectral", "lloyd", "elkan", "webscale")
+
+
+def recommended_order(algorithm: str) -> tuple[str, ...]:
+    """The criteria, in order, whose first computed one gives the recommended k of a scan made
+    with ``algorithm``: :data:`RECOMMENDED_SPECTRAL` for ``"spectral"``, else
+    :data:`RECOMMENDED`."""
+    return RECOMMENDED_SPECTRAL if algorithm == "spectral" else RECOMMENDED
 _REFERENCES = ("pca", "box")
 
 
@@ -105,7 +112,7 @@ class KScan:
     @property
     def recommended_by(self) -> str | None:
         """The criterion behind :attr:`best_k_`, None when no criterion was computed."""
-        order = RECOMMENDED_SPECTRAL if self.algorithm == "spectral" else RECOMMENDED
+        order = recommended_order(self.algorithm)
         return next((m for m in order if self.suggested.get(m) is not None), None)
 
     @property
@@ -292,8 +299,13 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
 # ----------------------------------------------------------------------- validation
 
 
+def _is_model(X) -> bool:
+    """Whether ``X`` is a fitted model (rather than an array of embeddings)."""
+    return hasattr(X, "embeddings_") or hasattr(X, "encoder_")
+
+
 def _embeddings(X) -> np.ndarray:
-    if hasattr(X, "embeddings_") or hasattr(X, "encoder_"):
+    if _is_model(X):
         Z = getattr(X, "features_", None)
         if Z is None:
             Z = getattr(X, "embeddings_", None)
@@ -326,7 +338,7 @@ def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int, st
     """The clustering algorithm of a scan and, for a spectral one, its graph's settings."""
     from .graph_clustering import GRAPH_WEIGHTS
 
-    model = X if hasattr(X, "embeddings_") or hasattr(X, "encoder_") else None
+    model = X if _is_model(X) else None
     if algorithm is None:
         if model is None:
             algorithm = "lloyd"
@@ -388,14 +400,10 @@ def _check_ks(k_range, n: int, elbow: bool) -> list[int]:
 def _cluster(Z: np.ndarray, k: int, algorithm: str, n_init: int, seed: int,
              graph: tuple[int, str] = (10, "local-scaling")):
     if algorithm == "spectral":
-        from .graph_clustering import spectral_labels
+        from .graph_clustering import member_means, spectral_labels
 
         labels = spectral_labels(Z, k, graph[0], seed, n_init, graph[1])
-        centers = np.zeros((k, Z.shape[1]), dtype=np.float64)
-        np.add.at(centers, labels, Z.astype(np.float64))
-        counts = np.bincount(labels, minlength=k)
-        centers /= np.maximum(counts, 1)[:, None]
-        return labels, centers.astype(Z.dtype)
+        return labels, member_means(Z, labels, k).astype(Z.dtype)
     if algorithm == "webscale":
         from .kmeans import WebScaleKMeans
 
