@@ -236,9 +236,12 @@ def test_a_file_from_before_graph_weights_loads_with_the_unit_weights_it_used(fi
     path = fitted.save(tmp_path / "model")
     config = json.loads((path / "config.json").read_text())
     del config["params"]["graph_weights"]
+    # and, older than the recorded neighbour count, it records none
+    del config["state"]["n_neighbors"]
     (path / "config.json").write_text(json.dumps(config))
     loaded = CNNKMeans.load(path)
     assert loaded.graph_weights == "unit" and fitted.graph_weights == "local-scaling"
+    assert loaded.n_neighbors_ == 10
     from tsc_toolkit.cnn_kmeans import fit_seed
     from tsc_toolkit.graph_clustering import spectral_labels
 
@@ -358,3 +361,36 @@ def test_kmeans_on_the_embedding_alone_is_the_earlier_model(data):
 
     np.testing.assert_array_equal(model.predict(X),
                                   nearest_centers(model.transform(X), model.cluster_centers_)[0])
+
+
+def test_auto_neighbours_are_the_eigengap_choice_and_travel_with_the_model(fitted, data,
+                                                                            tmp_path):
+    from tsc_toolkit.cnn_kmeans import fit_seed
+    from tsc_toolkit.graph_clustering import choose_neighbors, spectral_labels
+
+    X, _ = data
+    assert CNNKMeans().n_neighbors == 10 and fitted.n_neighbors_ == 10
+    auto = clone(fitted).set_params(n_neighbors="auto").fit(X)
+    chosen = choose_neighbors(auto.features_, 3, auto.graph_weights)
+    assert auto.n_neighbors_ == chosen and 7 <= chosen <= 10
+    expected = spectral_labels(auto.features_, 3, chosen, fit_seed(auto.random_state),
+                               auto.n_init, auto.graph_weights)
+    np.testing.assert_array_equal(auto.labels_, expected)
+    loaded = CNNKMeans.load(auto.save(tmp_path / "model"))
+    assert loaded.n_neighbors == "auto" and loaded.n_neighbors_ == chosen
+    np.testing.assert_array_equal(loaded.predict(X), auto.predict(X))
+    # refit_clusters chooses again for the new k
+    auto.refit_clusters(2)
+    assert auto.n_neighbors_ == choose_neighbors(auto.features_, 2, auto.graph_weights)
+    # a fixed count is used as given, capped at the number of series less one
+    fixed = clone(fitted).set_params(n_neighbors=100).fit(X)
+    assert fixed.n_neighbors_ == len(X) - 1
+
+
+def test_a_garbled_neighbour_count_in_a_file_is_a_format_error(fitted, tmp_path):
+    path = fitted.save(tmp_path / "model")
+    config = json.loads((path / "config.json").read_text())
+    config["state"]["n_neighbors"] = 0
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="n_neighbors"):
+        CNNKMeans.load(path)

@@ -7,7 +7,10 @@ from sklearn.datasets import make_moons
 from sklearn.metrics import adjusted_rand_score
 
 from tsc_toolkit.graph_clustering import (
+    AUTO_NEIGHBORS,
     GRAPH_WEIGHTS,
+    choose_neighbors,
+    eigengap,
     neighbour_graph,
     neighbour_vote,
     spectral_labels,
@@ -64,3 +67,27 @@ def test_local_scaling_survives_duplicate_series():
     assert (np.asarray((A > 0).sum(axis=1)).ravel() >= 5).all()
     labels = spectral_labels(X, 2, 5, 0)
     assert len(set(labels)) == 2 and (labels[0::3] == labels[1::3]).all()
+
+
+def test_eigengap_is_one_for_k_loose_pieces_and_small_past_them():
+    from scipy.sparse import block_diag, csr_matrix
+
+    clique = np.ones((6, 6)) - np.eye(6)
+    A = csr_matrix(block_diag([clique] * 3))
+    assert eigengap(A, 3) == pytest.approx(1.2, abs=1e-6)  # 1 against the cliques' -1/5
+    assert eigengap(A, 2) == pytest.approx(0.0, abs=1e-6)  # three eigenvalues at 1
+    assert eigengap(A, 17) == 0.0  # no (k+1)-th eigenvalue to compare with
+
+
+def test_auto_neighbours_take_the_count_with_the_largest_eigengap():
+    X, y = make_moons(200, noise=0.08, random_state=0)
+    gaps = {c: eigengap(neighbour_graph(X, c), 2) for c in AUTO_NEIGHBORS}
+    best = max(gaps, key=lambda c: (gaps[c], -c))
+    assert choose_neighbors(X, 2) == best
+    np.testing.assert_array_equal(spectral_labels(X, 2, "auto", 0),
+                                  spectral_labels(X, 2, best, 0))
+    # capped at n - 1 on tiny inputs, and a single point per cluster needs no choice
+    assert choose_neighbors(X[:6], 2) == 5
+    assert spectral_labels(X[:6], 2, "auto", 0).shape == (6,)
+    with pytest.raises(ValueError, match="'auto'"):
+        spectral_labels(X, 2, "many", 0)

@@ -32,6 +32,14 @@ def test_toolkit_names_and_none_values():
                       "scaling": "channel"}
 
 
+def test_neighbour_count_is_an_integer_or_auto():
+    assert parse_hyperparameters({"n-neighbors": "auto"}) == {"n_neighbors": "auto"}
+    assert parse_hyperparameters({"n-neighbors": "7"}) == {"n_neighbors": 7}
+    for bad in ("0", "some"):
+        with pytest.raises(HyperparameterError, match="n-neighbors"):
+            parse_hyperparameters({"n-neighbors": bad})
+
+
 def test_integers_written_as_floats_are_accepted_but_fractions_are_not():
     assert parse_hyperparameters({"epochs": "10.0"}) == {"epochs": 10}
     with pytest.raises(HyperparameterError, match="epochs must be an integer"):

@@ -197,8 +197,19 @@ def test_a_spectral_scan_clusters_each_k_as_the_estimator_does(blobs):
     assert scan.recommended_by == "silhouette"
 
 
+def test_a_spectral_scan_chooses_the_neighbour_count_for_each_k_as_refit_does(blobs):
+    from tsc_toolkit.graph_clustering import spectral_labels
+
+    Z = blobs[0]
+    scan = scan_k(Z, [2, 3, 4], metrics=["silhouette"], algorithm="spectral", n_init=3,
+                  n_neighbors="auto", random_state=5)
+    for k in (2, 3, 4):
+        np.testing.assert_array_equal(scan.labels[k], spectral_labels(Z, k, "auto", 5, 3))
+
+
 @pytest.mark.parametrize("bad", [{"algorithm": "ward"}, {"n_neighbors": 0},
-                                 {"n_neighbors": 2.5}, {"graph_weights": "gauss"}])
+                                 {"n_neighbors": 2.5}, {"n_neighbors": "many"},
+                                 {"graph_weights": "gauss"}])
 def test_bad_clustering_settings_are_refused(blobs, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         scan_k(blobs[0], [2, 3], metrics=["silhouette"], **bad)

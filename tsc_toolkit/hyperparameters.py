@@ -52,6 +52,10 @@ def _optional_int(text: str):
     return None if text.strip().lower() in ("", "none", "null") else _int(text)
 
 
+def _int_or_auto(text: str):
+    return "auto" if text.strip().lower() == "auto" else _int(text)
+
+
 def _bool(text: str) -> bool:
     low = text.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -106,7 +110,8 @@ _SPECS: dict[str, _Spec] = {
     "kernel-features": _Spec("kernel_features", _int, lambda v: v >= 0, "an integer >= 0"),
     "clustering": _Spec("clustering", str.strip, lambda v: v in ("spectral", "kmeans"),
                         "'spectral' or 'kmeans'"),
-    "n-neighbors": _Spec("n_neighbors", _int, _positive, "an integer >= 1"),
+    "n-neighbors": _Spec("n_neighbors", _int_or_auto, lambda v: v == "auto" or v >= 1,
+                         "an integer >= 1 or 'auto'"),
     "graph-weights": _Spec("graph_weights", str.strip, lambda v: v in GRAPH_WEIGHTS,
                            _one_of(GRAPH_WEIGHTS)),
     "device": _Spec("device", str.strip, lambda v: bool(v), "'auto', 'cpu', 'cuda' or 'mps'"),

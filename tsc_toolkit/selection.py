@@ -180,8 +180,11 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     n_init : int, default=10
         Restarts of each K-Means fit, the best kept (``num_trials`` for ``"webscale"``; the
         restarts of the K-Means step on the spectral embedding for ``"spectral"``).
-    n_neighbors : int or None, default=None
+    n_neighbors : int, "auto" or None, default=None
         Neighbours per point in the graph of ``"spectral"``: the model's, else 10.
+        ``"auto"``: for each k, the count from 7 to 10 whose graph shows k groups most
+        clearly, as ``refit_clusters(k)`` chooses it for a model with ``n_neighbors="auto"``
+        (:func:`tsc_toolkit.graph_clustering.choose_neighbors`).
     graph_weights : {"local-scaling", "unit"} or None, default=None
         Edge weights of that graph (see :func:`tsc_toolkit.graph_clustering.neighbour_graph`):
         the model's, else ``"local-scaling"``.
@@ -334,7 +337,7 @@ def _embeddings(X) -> np.ndarray:
     return Z
 
 
-def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int, str]]:
+def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int | str, str]]:
     """The clustering algorithm of a scan and, for a spectral one, its graph's settings."""
     from .graph_clustering import GRAPH_WEIGHTS
 
@@ -352,12 +355,14 @@ def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int, st
         n_neighbors = getattr(model, "n_neighbors", 10)
     if graph_weights is None:
         graph_weights = getattr(model, "graph_weights", "local-scaling")
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, Integral) or n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}.")
+    if n_neighbors != "auto" and (isinstance(n_neighbors, bool)
+                                  or not isinstance(n_neighbors, Integral) or n_neighbors < 1):
+        raise ValueError(f"n_neighbors must be a positive integer or 'auto', got "
+                         f"{n_neighbors!r}.")
     if graph_weights not in GRAPH_WEIGHTS:
         raise ValueError(f"graph_weights must be one of {GRAPH_WEIGHTS}, got "
                          f"{graph_weights!r}.")
-    return algorithm, (int(n_neighbors), graph_weights)
+    return algorithm, (n_neighbors if n_neighbors == "auto" else int(n_neighbors), graph_weights)
 
 
 def _check_metrics(metrics) -> tuple[str, ...]:
@@ -398,7 +403,7 @@ def _check_ks(k_range, n: int, elbow: bool) -> list[int]:
 
 
 def _cluster(Z: np.ndarray, k: int, algorithm: str, n_init: int, seed: int,
-             graph: tuple[int, str] = (10, "local-scaling")):
+             graph: tuple[int | str, str] = (10, "local-scaling")):
     if algorithm == "spectral":
         from .graph_clustering import member_means, spectral_labels
 
