@@ -86,18 +86,9 @@ def _embedding_pca(components):
 
 
 def _eigengap(A, k):
-    """The gap between the k-th and (k+1)-th largest eigenvalues of the graph's normalised
-    adjacency: how clearly the graph falls into k groups (von Luxburg 2007, section 8.3)."""
-    from scipy.sparse import diags
-    from scipy.sparse.linalg import eigsh
+    from tsc_toolkit.graph_clustering import eigengap
 
-    d = np.asarray(A.sum(axis=1)).ravel()
-    inv = diags(1.0 / np.sqrt(np.maximum(d, 1e-12)))
-    M = inv @ A @ inv
-    values = eigsh(M, k=min(k + 1, M.shape[0] - 1), which="LA", return_eigenvectors=False,
-                   v0=np.ones(M.shape[0]))
-    values = np.sort(values)[::-1]
-    return float(values[k - 1] - values[k]) if len(values) > k else 0.0
+    return eigengap(A, k)
 
 
 def _eigengap_weight(weights):
@@ -114,6 +105,51 @@ def _eigengap_weight(weights):
             if gap > best_gap + 1e-9:
                 best, best_gap = w, gap
         return _self_tuning(Z, k, seed, kernel_weight=best)
+    return fit
+
+
+def _components(A) -> int:
+    from scipy.sparse.csgraph import connected_components
+
+    return int(connected_components(A, directed=False)[0])
+
+
+def _connected_neighbours(low, high):
+    """The default stage on the smallest neighbour count from ``low`` to ``high`` whose graph
+    is connected (von Luxburg 2007, section 8.1: a kNN graph should connect the data; a graph
+    in pieces hands spectral clustering its pieces as clusters)."""
+    def fit(Z, k, seed):
+        n_neighbors = low
+        while n_neighbors < high and _components(_local_scaling_graph(Z, n_neighbors)) > 1:
+            n_neighbors += 1
+        return _self_tuning(Z, k, seed, n_neighbors=n_neighbors)
+    return fit
+
+
+def _log_neighbours(Z, k, seed):
+    """The default stage on round(log2 n) neighbours, between 5 and 15 (von Luxburg 2007: a
+    kNN graph's k of the order of log n)."""
+    n_neighbors = int(np.clip(round(np.log2(len(Z))), 5, 15))
+    return _self_tuning(Z, k, seed, n_neighbors=n_neighbors)
+
+
+def _eigengap_neighbours(counts):
+    """The default stage on whichever neighbour count among ``counts`` gives the graph the
+    largest eigengap at k (the smaller count on a tie)."""
+    def fit(Z, k, seed):
+        gaps = [_eigengap(_local_scaling_graph(Z, c), k) for c in counts]
+        return _self_tuning(Z, k, seed, n_neighbors=counts[int(np.argmax(gaps))])
+    return fit
+
+
+def _eigenvectors(count):
+    """The default graph, its spectral embedding with ``count(k)`` eigenvectors instead of k."""
+    def fit(Z, k, seed):
+        from sklearn.cluster import SpectralClustering
+
+        A = _local_scaling_graph(Z)
+        return SpectralClustering(k, affinity="precomputed", random_state=seed, n_init=10,
+                                  n_components=min(count(k), len(Z) - 1)).fit_predict(A)
     return fit
 
 
@@ -191,6 +227,20 @@ STAGES = {
     "embedding PCA 50": _embedding_pca(50),
     "eigengap weight 1-3": _eigengap_weight((1.0, 1.5, 2.0, 3.0)),
     "eigengap weight 0.5-2": _eigengap_weight((0.5, 1.0, 1.5, 2.0)),
+    "self-tuning5": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors=5),
+    "self-tuning7": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors=7),
+    "self-tuning log2 n": _log_neighbours,
+    "self-tuning connected 7-10": _connected_neighbours(7, 10),
+    "self-tuning connected 7-15": _connected_neighbours(7, 15),
+    "self-tuning connected 5-10": _connected_neighbours(5, 10),
+    "eigengap neighbours 7/10": _eigengap_neighbours((7, 10)),
+    # the estimator's n_neighbors="auto" (tsc_toolkit.graph_clustering.AUTO_NEIGHBORS)
+    "eigengap neighbours 7-10": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors="auto"),
+    "eigengap neighbours 5/7/10": _eigengap_neighbours((5, 7, 10)),
+    "eigengap neighbours 7/10/15": _eigengap_neighbours((7, 10, 15)),
+    "eigengap neighbours 10/15": _eigengap_neighbours((10, 15)),
+    "k+1 eigenvectors": _eigenvectors(lambda k: k + 1),
+    "2k eigenvectors": _eigenvectors(lambda k: 2 * k),
 }
 DEFAULT = "self-tuning10"
 
