@@ -85,23 +85,17 @@ def _embedding_pca(components):
     return fit
 
 
-def _eigengap(A, k):
-    from tsc_toolkit.graph_clustering import eigengap
-
-    return eigengap(A, k)
-
-
 def _eigengap_weight(weights):
     """The default stage with the random-kernel view scaled by whichever of ``weights`` gives
     the graph the largest eigengap at k."""
     def fit(Z, k, seed):
-        from tsc_toolkit.graph_clustering import neighbour_graph
+        from tsc_toolkit.graph_clustering import eigengap, neighbour_graph
 
         best, best_gap = 1.0, -np.inf
         for w in weights:
             F = Z.copy()
             F[:, EMBEDDING:] *= w
-            gap = _eigengap(neighbour_graph(F, min(10, len(F) - 1), "local-scaling"), k)
+            gap = eigengap(neighbour_graph(F, min(10, len(F) - 1), "local-scaling"), k)
             if gap > best_gap + 1e-9:
                 best, best_gap = w, gap
         return _self_tuning(Z, k, seed, kernel_weight=best)
@@ -135,10 +129,13 @@ def _log_neighbours(Z, k, seed):
 
 def _eigengap_neighbours(counts):
     """The default stage on whichever neighbour count among ``counts`` gives the graph the
-    largest eigengap at k (the smaller count on a tie)."""
+    largest eigengap at k (the smaller count on a tie): the estimator's ``n_neighbors="auto"``
+    with other candidates."""
     def fit(Z, k, seed):
-        gaps = [_eigengap(_local_scaling_graph(Z, c), k) for c in counts]
-        return _self_tuning(Z, k, seed, n_neighbors=counts[int(np.argmax(gaps))])
+        from tsc_toolkit.graph_clustering import choose_neighbors
+
+        return _self_tuning(Z, k, seed, n_neighbors=choose_neighbors(Z, k, "local-scaling",
+                                                                     counts))
     return fit
 
 
