@@ -134,10 +134,10 @@ def test_every_clustering_stage_labels_every_series_into_at_most_k_groups():
         labels = np.asarray(stage(X, 3, 0))
         assert labels.shape == (45,) and len(set(labels.tolist())) <= 3, name
     # the eigengap is large where the graph falls into k pieces, and small at a wrong k
-    from tsc_toolkit.graph_clustering import neighbour_graph
+    from tsc_toolkit.graph_clustering import eigengap, neighbour_graph
 
     A = neighbour_graph(X, 10, "local-scaling")
-    assert clustering_stages._eigengap(A, 3) > clustering_stages._eigengap(A, 2)
+    assert eigengap(A, 3) > eigengap(A, 2)
 
 
 def test_report_on_held_out_sets_is_titled_as_an_independent_check(tmp_path):
