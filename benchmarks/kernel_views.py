@@ -3,8 +3,8 @@
 The quality benchmark run with ``--features-dir`` keeps, for every set and seed, what the
 default model clustered: the 320-d T-Loss embedding, then the 50-d random-kernel view. This
 script keeps each fit's embedding, computes the second view again with one change, and
-clusters the pair with the default stage (spectral clustering of the 10-nearest-neighbour
-graph, the fit's own seed), so a change of the view is measured on the whole panel and every
+clusters the pair with the default stage (spectral clustering of the kNN graph with the
+default model's neighbour count, the fit's own seed), so a change of the view is measured on the whole panel and every
 seed without training the encoder again::
 
     python -m benchmarks.run --only quality --features-dir build/panel_features
@@ -114,7 +114,8 @@ def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
 
     from . import panel
 
-    weights = CNNKMeans().graph_weights  # the default model's stage
+    default = CNNKMeans()  # the default model's stage
+    weights, neighbours = default.graph_weights, default.n_neighbors
     rows, scaled = [], {}
     for name, seed, path in saved_features(folder):
         Z, y = load_features(path)
@@ -127,7 +128,7 @@ def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 f = np.hstack([Z[:, :EMBEDDING], VIEWS[view](S, s)]).astype(np.float32)
-                labels = spectral_labels(f, k, 10, s, 10, weights)
+                labels = spectral_labels(f, k, neighbours, s, 10, weights)
             rows.append({"dataset": name, "group": group(name), "seed": seed, "view": view,
                          "nmi": normalized_mutual_info_score(y, labels),
                          "seconds": time.perf_counter() - tic})

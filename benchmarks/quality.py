@@ -441,6 +441,14 @@ def _intro(cfg: Config) -> str:
     seeds = ", ".join(str(s) for s in cfg.seeds)
     defaults = CNNKMeans()
     kernels, weights = defaults.kernel_features, defaults.graph_weights
+    if defaults.n_neighbors == "auto":
+        from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS
+
+        counts = ", ".join(str(c) for c in AUTO_NEIGHBORS[:-1]) + f" or {AUTO_NEIGHBORS[-1]}"
+        graph = (f"the nearest-neighbour graph with {counts} neighbours, whichever has the "
+                 f"largest eigengap at k (`n_neighbors=\"auto\"`; {weights} edge weights)")
+    else:
+        graph = f"the {defaults.n_neighbors}-nearest-neighbour graph ({weights} edge weights)"
     from .panel import HOLDOUT
 
     held_out = bool(cfg.datasets) and set(cfg.datasets) <= set(HOLDOUT)
@@ -457,8 +465,8 @@ def _intro(cfg: Config) -> str:
         + ("the default budget of 100 optimisation steps" if cfg.cnn_max_steps is None
            else f"{cfg.cnn_max_steps} optimisation steps")
         + " on windows of at most 128 steps, the L2-normalised embedding next to a 50-d "
-        f"random-kernel view ({kernels:,} features), spectral clustering of the "
-        f"10-nearest-neighbour graph ({weights} edge weights). The series go in raw "
+        f"random-kernel view ({kernels:,} features), spectral clustering of {graph}. "
+        "The series go in raw "
         "(NaN-padded); the model scales them.\n"
         f"- **{RAW}**: scikit-learn `KMeans(n_clusters=k, n_init=10)` on the flattened series, "
         "z-normalised per series and channel; variable-length series (JapaneseVowels, PLAID) "

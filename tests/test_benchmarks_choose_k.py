@@ -92,11 +92,12 @@ def test_clustering_stages_recluster_every_saved_fit_and_compare_with_the_defaul
         save_features(feats, "GunPoint", seed, X, y)
     out = tmp_path / "stages.md"
     assert clustering_stages.main(["--features", str(feats), "--out", str(out), "--threads",
-                                   "1", "--stages", "self-tuning10,spectral10,kmeans"]) == 0
+                                   "1", "--stages",
+                                   f"{clustering_stages.DEFAULT},spectral10,kmeans"]) == 0
     runs = pd.read_csv(out.with_suffix(".csv"))
     assert len(runs) == 2 * 3 and set(runs.seed) == {0, 1}
     summary = clustering_stages.tables(runs)["summary"].set_index("stage")
-    assert summary.loc["self-tuning10", "vs default"] == 0
+    assert summary.loc[clustering_stages.DEFAULT, "vs default"] == 0
     assert summary.loc["kmeans", "panel mean NMI"] > 0.9  # three well-separated blobs
     assert "## Groups" in out.read_text()
 

@@ -236,12 +236,13 @@ def test_a_file_from_before_graph_weights_loads_with_the_unit_weights_it_used(fi
     path = fitted.save(tmp_path / "model")
     config = json.loads((path / "config.json").read_text())
     del config["params"]["graph_weights"]
-    # and, older than the recorded neighbour count, it records none
+    # and, older than the recorded neighbour count and "auto", it records none
     del config["state"]["n_neighbors"]
+    del config["params"]["n_neighbors"]
     (path / "config.json").write_text(json.dumps(config))
     loaded = CNNKMeans.load(path)
     assert loaded.graph_weights == "unit" and fitted.graph_weights == "local-scaling"
-    assert loaded.n_neighbors_ == 10
+    assert loaded.n_neighbors == loaded.n_neighbors_ == 10
     from tsc_toolkit.cnn_kmeans import fit_seed
     from tsc_toolkit.graph_clustering import spectral_labels
 
@@ -366,13 +367,13 @@ def test_kmeans_on_the_embedding_alone_is_the_earlier_model(data):
 def test_auto_neighbours_are_the_eigengap_choice_and_travel_with_the_model(fitted, data,
                                                                             tmp_path):
     from tsc_toolkit.cnn_kmeans import fit_seed
-    from tsc_toolkit.graph_clustering import choose_neighbors, spectral_labels
+    from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS, choose_neighbors, spectral_labels
 
     X, _ = data
-    assert CNNKMeans().n_neighbors == 10 and fitted.n_neighbors_ == 10
-    auto = clone(fitted).set_params(n_neighbors="auto").fit(X)
+    assert CNNKMeans().n_neighbors == "auto" and fitted.n_neighbors == "auto"
+    auto = clone(fitted).fit(X)  # refit_clusters below must not change the shared fixture
     chosen = choose_neighbors(auto.features_, 3, auto.graph_weights)
-    assert auto.n_neighbors_ == chosen and 7 <= chosen <= 10
+    assert auto.n_neighbors_ == chosen == fitted.n_neighbors_ and chosen in AUTO_NEIGHBORS
     expected = spectral_labels(auto.features_, 3, chosen, fit_seed(auto.random_state),
                                auto.n_init, auto.graph_weights)
     np.testing.assert_array_equal(auto.labels_, expected)
@@ -385,6 +386,10 @@ def test_auto_neighbours_are_the_eigengap_choice_and_travel_with_the_model(fitte
     # a fixed count is used as given, capped at the number of series less one
     fixed = clone(fitted).set_params(n_neighbors=100).fit(X)
     assert fixed.n_neighbors_ == len(X) - 1
+    np.testing.assert_array_equal(
+        fixed.set_params(n_neighbors=10).refit_clusters(3, random_state=5).labels_,
+        spectral_labels(fixed.features_, 3, 10, fit_seed(5), fixed.n_init, fixed.graph_weights))
+    assert fixed.n_neighbors_ == 10
 
 
 def test_a_garbled_neighbour_count_in_a_file_is_a_format_error(fitted, tmp_path):

@@ -146,7 +146,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
            metrics: Iterable[str] = METRICS,
            algorithm: str | None = None,
            n_init: int = 10,
-           n_neighbors: int | None = None,
+           n_neighbors: int | str | None = None,
            graph_weights: str | None = None,
            sample_size: int | None = 2000,
            n_refs: int = 10,
@@ -181,8 +181,8 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
         Restarts of each K-Means fit, the best kept (``num_trials`` for ``"webscale"``; the
         restarts of the K-Means step on the spectral embedding for ``"spectral"``).
     n_neighbors : int, "auto" or None, default=None
-        Neighbours per point in the graph of ``"spectral"``: the model's, else 10.
-        ``"auto"``: for each k, the count from 7 to 10 whose graph shows k groups most
+        Neighbours per point in the graph of ``"spectral"``: the model's, else ``"auto"``.
+        ``"auto"``: for each k, the count among 5, 7 and 10 whose graph shows k groups most
         clearly, as ``refit_clusters(k)`` chooses it for a model with ``n_neighbors="auto"``
         (:func:`tsc_toolkit.graph_clustering.choose_neighbors`).
     graph_weights : {"local-scaling", "unit"} or None, default=None
@@ -352,7 +352,7 @@ def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int | s
     if algorithm not in _ALGORITHMS:
         raise ValueError(f"algorithm must be one of {_ALGORITHMS} or None, got {algorithm!r}.")
     if n_neighbors is None:
-        n_neighbors = getattr(model, "n_neighbors", 10)
+        n_neighbors = getattr(model, "n_neighbors", "auto")
     if graph_weights is None:
         graph_weights = getattr(model, "graph_weights", "local-scaling")
     if n_neighbors != "auto" and (isinstance(n_neighbors, bool)
