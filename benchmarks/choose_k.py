@@ -102,9 +102,10 @@ def run(folder: Path, seed: int = SEED, threads: int = 2, log=print,
 
 def _clustering(algorithm: str) -> str:
     if algorithm == "spectral":
-        return ("clustered as the estimator clusters: spectral clustering of the 10-NN graph "
-                "with local-scaling weights, 10 restarts of its K-Means step, which is what "
-                "`scan_k(model)` does")
+        return ("clustered as the estimator clusters: spectral clustering of the kNN graph "
+                "with local-scaling weights, the neighbour count (5, 7 or 10) chosen for each k "
+                "by the eigengap (`n_neighbors=\"auto\"`), 10 restarts of its K-Means step, "
+                "which is what `scan_k(model)` does")
     return f"clustered by K-Means (`algorithm=\"{algorithm}\"`, 10 restarts per k)"
 
 
