@@ -201,6 +201,19 @@ def _save_peer_cache(cfg: Config, rows: list[dict], cache: dict | None = None) -
     peers[[c for c in columns if c in peers.columns]].to_csv(cfg.peer_cache, index=False)
 
 
+def _skipped_row(cache: dict, dataset: str, method: str, estimate: float, versions: str,
+                 today: str) -> dict:
+    """The row of a peer skipped for its estimated cost: the stored one where it says the same
+    (so its date stays the day it was first skipped and a rerun leaves the stored file as it
+    was), a new one dated today otherwise."""
+    status = f"skipped: estimated {fmt_seconds(estimate)} per fit"
+    stored = cache.get((dataset, method, -1))
+    if stored is not None and stored.get("status") == status:
+        return {**stored, "reused": True}
+    return {"dataset": dataset, "method": method, "seed": -1, "nmi": np.nan, "ari": np.nan,
+            "seconds": np.nan, "status": status, "versions": versions, "date": today}
+
+
 def run(cfg: Config) -> Section:
     import datetime
 
@@ -236,10 +249,7 @@ def run(cfg: Config) -> Section:
             for method in METHODS:
                 est = estimated_seconds(method, n, k, length)
                 if est > cfg.peer_budget_s:
-                    rows.append({"dataset": name, "method": method, "seed": -1, "nmi": np.nan,
-                                 "ari": np.nan, "seconds": np.nan,
-                                 "status": f"skipped: estimated {fmt_seconds(est)} per fit",
-                                 "versions": versions, "date": today})
+                    rows.append(_skipped_row(cache, name, method, est, versions, today))
                     continue
                 for seed in cfg.seeds:
                     stored = cache.get((name, method, seed))

@@ -277,6 +277,27 @@ def test_a_run_on_a_subset_keeps_the_stored_peer_runs_it_did_not_repeat(tmp_path
     assert saved.loc[("GunPoint", quality.RAW, 0), "nmi"] == 0.1
 
 
+def test_a_peer_skipped_again_for_the_same_estimate_keeps_its_stored_row(tmp_path):
+    from benchmarks import quality
+    from benchmarks.common import Config
+
+    cfg = Config.fast_size()
+    cfg.peer_cache = str(tmp_path / "peer_runs.csv")
+    versions = quality.peer_versions()
+    stored = {"dataset": "Fish", "method": quality.DTW, "seed": -1, "nmi": float("nan"),
+              "ari": float("nan"), "seconds": float("nan"),
+              "status": "skipped: estimated 525 s per fit", "versions": versions,
+              "date": "2026-12-03"}
+    pd.DataFrame([stored]).to_csv(cfg.peer_cache, index=False)
+    cache = quality._load_peer_cache(cfg)
+    same = quality._skipped_row(cache, "Fish", quality.DTW, 525.0, versions, "2026-12-04")
+    assert same["date"] == "2026-12-03" and same["status"] == stored["status"]
+    other = quality._skipped_row(cache, "Fish", quality.DTW, 700.0, versions, "2026-12-04")
+    assert other["date"] == "2026-12-04" and other["status"] == "skipped: estimated 11.7 min per fit"
+    quality._save_peer_cache(cfg, [same], cache)
+    assert pd.read_csv(cfg.peer_cache).date.tolist() == ["2026-12-03"]
+
+
 def test_panel_fit_times_are_read_as_the_targets_read_them():
     from benchmarks import quality
 
