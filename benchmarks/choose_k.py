@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import REPO, set_threads, to_markdown
+from .common import REPO, auto_neighbour_counts, set_threads, to_markdown
 from .panel import group
 from .quality import load_features, saved_features
 from .report import cpu_count, cpu_model, load_average, versions
@@ -103,9 +103,9 @@ def run(folder: Path, seed: int = SEED, threads: int = 2, log=print,
 def _clustering(algorithm: str) -> str:
     if algorithm == "spectral":
         return ("clustered as the estimator clusters: spectral clustering of the kNN graph "
-                "with local-scaling weights, the neighbour count (5, 7 or 10) chosen for each k "
-                "by the eigengap (`n_neighbors=\"auto\"`), 10 restarts of its K-Means step, "
-                "which is what `scan_k(model)` does")
+                f"with local-scaling weights, the neighbour count ({auto_neighbour_counts()}) "
+                "chosen for each k by the eigengap (`n_neighbors=\"auto\"`), 10 restarts of "
+                "its K-Means step, which is what `scan_k(model)` does")
     return f"clustered by K-Means (`algorithm=\"{algorithm}\"`, 10 restarts per k)"
 
 

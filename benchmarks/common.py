@@ -191,6 +191,13 @@ def fmt_number(x: float, digits: int = 3) -> str:
     return f"{x:,.{decimals}f}"
 
 
+def auto_neighbour_counts() -> str:
+    """The neighbour counts that ``n_neighbors="auto"`` chooses among, as prose ("5, 7 or 10")."""
+    from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS
+
+    return ", ".join(str(c) for c in AUTO_NEIGHBORS[:-1]) + f" or {AUTO_NEIGHBORS[-1]}"
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub markdown table of ``df`` (cells are written as they are, strings or numbers)."""
     cols = [str(c) for c in df.columns]

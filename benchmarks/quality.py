@@ -20,7 +20,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from .common import Config, Section, Timer, fmt_seconds, resample_to_max, to_markdown, znormalize
+from .common import (
+    Config,
+    Section,
+    Timer,
+    auto_neighbour_counts,
+    fmt_seconds,
+    resample_to_max,
+    to_markdown,
+    znormalize,
+)
 
 CNN = "CNN-KMeans"
 RAW = "K-Means, z-norm raw"
@@ -452,10 +461,7 @@ def _intro(cfg: Config) -> str:
     defaults = CNNKMeans()
     kernels, weights = defaults.kernel_features, defaults.graph_weights
     if defaults.n_neighbors == "auto":
-        from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS
-
-        counts = ", ".join(str(c) for c in AUTO_NEIGHBORS[:-1]) + f" or {AUTO_NEIGHBORS[-1]}"
-        graph = (f"the nearest-neighbour graph with {counts} neighbours, whichever has the "
+        graph = (f"the nearest-neighbour graph with {auto_neighbour_counts()} neighbours, whichever has the "
                  f"largest eigengap at k (`n_neighbors=\"auto\"`; {weights} edge weights)")
     else:
         graph = f"the {defaults.n_neighbors}-nearest-neighbour graph ({weights} edge weights)"

@@ -51,7 +51,8 @@ def test_scans_every_saved_set_in_panel_order_and_writes_the_report(tmp_path):
     assert (rows["recommended"] == rows["silhouette"]).all()
     text = out.read_text()
     assert "## Per criterion" in text and "| recommended | 3 |" in text
-    assert "spectral clustering of the 10-NN graph" in text
+    assert "spectral clustering of the kNN graph with local-scaling weights, the neighbour " \
+           "count (5, 7 or 10) chosen for each k by the eigengap" in text
     assert "`selection.RECOMMENDED_SPECTRAL` = silhouette," in text
     assert "**" in text  # well-separated blobs: some criterion finds the classes, shown bold
     again = tmp_path / "again.md"
