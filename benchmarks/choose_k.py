@@ -109,9 +109,19 @@ def _clustering(algorithm: str) -> str:
     return f"clustered by K-Means (`algorithm=\"{algorithm}\"`, 10 restarts per k)"
 
 
+def machine() -> str:
+    """The machine and versions a scan runs with, as the report states them."""
+    return (f"{cpu_model()}, {cpu_count()} cores", ", ".join(
+        f"{k} {v}" for k, v in versions().items()))
+
+
 def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
-           seconds: float, algorithm: str = ALGORITHM) -> str:
+           seconds: float, algorithm: str = ALGORITHM, ran_on: tuple | None = None) -> str:
+    """The report of a scan; ``ran_on`` is the (machine, versions) it ran with, this machine's
+    where None."""
     from tsc_toolkit.selection import METRICS, RECOMMENDED, recommended_order
+
+    cpu, package_versions = ran_on or machine()
 
     order = recommended_order(algorithm)
     order_name = "RECOMMENDED" if order is RECOMMENDED else "RECOMMENDED_SPECTRAL"
@@ -147,9 +157,8 @@ def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
         f"`selection.{order_name}` = {', '.join(order)}."
         + (f" Not computed in this run: {', '.join(skipped)} (`--metrics`)." if skipped else ""),
         "",
-        f"Command: `{command}`. Machine: {cpu_model()}, {cpu_count()} cores; load average at "
-        f"start {load_start}, at end {load_end}. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in versions().items()) + f". Run time: {seconds:.0f} s.",
+        f"Command: `{command}`. Machine: {cpu}; load average at start {load_start}, at end "
+        f"{load_end}. Versions: {package_versions}. Run time: {seconds:.0f} s.",
         "",
         "## Per criterion",
         "",
@@ -188,14 +197,16 @@ def main(argv=None) -> int:
                         help="write the report from a per-set table this script saved")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    if args.render:  # the run's own command, load and time are in the saved table
+    if args.render:  # the run's own command, load, time and machine are in the saved table
         rows = pd.read_csv(args.render)
         meta = {k: rows.pop(k).iloc[0]
                 for k in ("command", "load_start", "load_end", "run_seconds")}
         # a table saved before --algorithm existed was a K-Means scan
         algorithm = rows.pop("algorithm").iloc[0] if "algorithm" in rows else "lloyd"
+        ran_on = tuple(rows.pop(k).iloc[0] if k in rows else "not recorded"
+                       for k in ("machine", "versions"))
         out.write_text(render(rows, meta["command"], meta["load_start"], meta["load_end"],
-                              float(meta["run_seconds"]), algorithm))
+                              float(meta["run_seconds"]), algorithm, ran_on))
         print(f"[choose_k] wrote {out}")
         return 0
     load_start, tic = load_average(), time.perf_counter()
@@ -204,9 +215,11 @@ def main(argv=None) -> int:
     command = ("python -m benchmarks.choose_k " + " ".join(
         argv if argv is not None else sys.argv[1:])).strip()
     load_end, seconds = load_average(), time.perf_counter() - tic
+    ran_on = machine()
     rows.assign(command=command, load_start=load_start, load_end=load_end, run_seconds=seconds,
-                algorithm=args.algorithm).to_csv(out.with_suffix(".csv"), index=False)
-    out.write_text(render(rows, command, load_start, load_end, seconds, args.algorithm))
+                algorithm=args.algorithm, machine=ran_on[0], versions=ran_on[1]).to_csv(
+        out.with_suffix(".csv"), index=False)
+    out.write_text(render(rows, command, load_start, load_end, seconds, args.algorithm, ran_on))
     print(f"[choose_k] wrote {out}")
     return 0
 

@@ -58,6 +58,13 @@ def test_scans_every_saved_set_in_panel_order_and_writes_the_report(tmp_path):
     again = tmp_path / "again.md"
     assert choose_k.main(["--render", str(out.with_suffix(".csv")), "--out", str(again)]) == 0
     assert again.read_text() == text  # the report can be rewritten from the saved table
+    # ... and names the machine and versions it ran with, not those of the machine rewriting it
+    saved = pd.read_csv(out.with_suffix(".csv")).assign(machine="Elsewhere CPU, 64 cores",
+                                                         versions="numpy 0.1")
+    saved.to_csv(tmp_path / "elsewhere.csv", index=False)
+    assert choose_k.main(["--render", str(tmp_path / "elsewhere.csv"), "--out", str(again)]) == 0
+    assert "Machine: Elsewhere CPU, 64 cores; load average" in again.read_text()
+    assert "Versions: numpy 0.1. Run time" in again.read_text()
 
     kmeans = tmp_path / "k_kmeans.md"
     assert choose_k.main(["--features", str(feats), "--out", str(kmeans), "--threads", "1",
