@@ -392,6 +392,23 @@ def test_auto_neighbours_are_the_eigengap_choice_and_travel_with_the_model(fitte
     assert fixed.n_neighbors_ == 10
 
 
+def test_a_spectral_file_without_what_labels_new_series_fails_at_load(fitted, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    path = fitted.save(tmp_path / "model")
+    config = json.loads((path / "config.json").read_text())
+    del config["state"]["n_neighbors"]  # "auto" names no count: only the state has it
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="state.n_neighbors"):
+        CNNKMeans.load(path)
+    path = fitted.save(tmp_path / "other")
+    tensors = load_file(path / "weights.safetensors")
+    del tensors["features"]
+    save_file(tensors, path / "weights.safetensors")
+    with pytest.raises(ModelFormatError, match="hold no features"):
+        CNNKMeans.load(path)
+
+
 def test_a_garbled_neighbour_count_in_a_file_is_a_format_error(fitted, tmp_path):
     path = fitted.save(tmp_path / "model")
     config = json.loads((path / "config.json").read_text())

@@ -657,6 +657,14 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             model.labels_ = tensors["labels"].numpy()
         if "features" in tensors:
             model.features_ = tensors["features"].numpy()
+        if model.clustering == "spectral":  # labels new series by its training neighbours
+            missing = [name for name in ("features", "labels") if name not in tensors]
+            if missing:
+                raise ModelFormatError(f"{path}: the weights hold no {' or '.join(missing)}, "
+                                       "which spectral clustering needs to label new series.")
+            if not hasattr(model, "n_neighbors_"):
+                raise ModelFormatError(f"{path}: config.json does not record how many "
+                                       "neighbours the graph had (state.n_neighbors).")
         if "embeddings" in tensors:
             model.embeddings_ = tensors["embeddings"].numpy()
             if not hasattr(model, "features_"):
