@@ -503,6 +503,16 @@ def _intro(cfg: Config) -> str:
 
 def _notes(runs: pd.DataFrame) -> list[str]:
     notes = []
+    if "reused" in runs:
+        reused = runs[runs["reused"].fillna(False).astype(bool) & (runs.status == "ok")]
+        if len(reused):
+            dates = ", ".join(sorted({str(d) for d in reused["date"]}))
+            notes.append(
+                f"{len(reused)} peer fits were not run again: their results come from the "
+                f"stored peer runs (docs/peer_runs.csv, stored {dates}, same package versions). "
+                "Their wall times were measured then, on the machine of that run; the machine "
+                "table above describes this run, so compare those times with CNN-KMeans' only "
+                "where the two machines are the same.")
     for row in runs[runs.status != "ok"].drop_duplicates(["dataset", "method"]).itertuples():
         notes.append(f"{row.dataset}, {row.method}: {row.status}.")
     return notes

@@ -298,6 +298,17 @@ def test_a_peer_skipped_again_for_the_same_estimate_keeps_its_stored_row(tmp_pat
     assert pd.read_csv(cfg.peer_cache).date.tolist() == ["2026-12-03"]
 
 
+def test_the_report_says_which_peer_fits_were_reused_from_the_stored_runs():
+    from benchmarks import quality
+
+    runs = _runs({("GunPoint", quality.CNN): (0.3,) * 3, ("GunPoint", quality.ROCKET): (0.2,) * 3})
+    runs["date"] = "2026-12-02"
+    assert not any("not run again" in n for n in quality._notes(runs))
+    runs["reused"] = [float("nan")] * 3 + [True] * 3  # as a run, or its saved table, holds it
+    (note,) = [n for n in quality._notes(runs) if "not run again" in n]
+    assert note.startswith("3 peer fits were not run again") and "stored 2026-12-02" in note
+
+
 def test_panel_fit_times_are_read_as_the_targets_read_them():
     from benchmarks import quality
 
