@@ -202,6 +202,61 @@ def _coassociation(Z, k, seed):
     return _spectral_of(C, k, seed)
 
 
+def _snn_graph(Z, n_neighbors, times_local_scaling=False):
+    """Shared-nearest-neighbour graph: two series are joined by the Jaccard overlap of their
+    neighbour sets (each set holding the series itself and its ``n_neighbors`` nearest; Jarvis
+    and Patrick 1973, as single-cell clustering weights its kNN graphs), optionally multiplied
+    by the local-scaling weight of a kNN edge (pairs that are not kNN neighbours then drop)."""
+    from scipy.sparse import csr_matrix
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(Z)
+    c = min(n_neighbors, n - 1)
+    idx = NearestNeighbors(n_neighbors=c + 1).fit(Z).kneighbors(Z, return_distance=False)
+    idx[:, 0] = np.arange(n)  # the series itself (duplicates could put another one first)
+    B = csr_matrix((np.ones(idx.size), (np.repeat(np.arange(n), c + 1), idx.ravel())),
+                   shape=(n, n))
+    B.data[:] = 1.0  # a duplicate index counts once
+    shared = (B @ B.T).tocoo()
+    jaccard = shared.data / (2 * (c + 1) - shared.data)
+    keep = shared.row != shared.col
+    A = csr_matrix((jaccard[keep], (shared.row[keep], shared.col[keep])), shape=(n, n))
+    if times_local_scaling:
+        A = A.multiply(_local_scaling_graph(Z, c)).tocsr()
+    return A
+
+
+def _eigengap_graph(graph, counts=(5, 7, 10)):
+    """Spectral clustering of ``graph(Z, count)`` with the count among ``counts`` whose graph has
+    the largest eigengap at k (the smaller on a tie), as ``n_neighbors="auto"`` does."""
+    def fit(Z, k, seed):
+        from tsc_toolkit.graph_clustering import eigengap
+
+        graphs = [graph(Z, c) for c in counts]
+        gaps = [eigengap(A, k) for A in graphs]
+        return _spectral_of(graphs[int(np.argmax(gaps))], k, seed)
+    return fit
+
+
+def _rescaled(transform):
+    """The default stage (``n_neighbors="auto"``) on ``transform(Z)``."""
+    def fit(Z, k, seed):
+        return _self_tuning(transform(Z.astype(np.float64)), k, seed, n_neighbors="auto")
+    return fit
+
+
+def _rows_normalised(Z):
+    return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+
+
+def _view_whitened(Z):
+    view = Z[:, EMBEDDING:]
+    view = (view - view.mean(axis=0)) / np.maximum(view.std(axis=0), 1e-12)
+    # same total size as before, each component now with the same spread
+    view *= np.sqrt((Z[:, EMBEDDING:] ** 2).sum(axis=1).mean() / (view ** 2).sum(axis=1).mean())
+    return np.hstack([Z[:, :EMBEDDING], view])
+
+
 STAGES = {
     "self-tuning10": _self_tuning,
     "spectral10": _spectral(),
@@ -237,6 +292,11 @@ STAGES = {
     "eigengap neighbours 5/7/10": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors="auto"),
     "eigengap neighbours 7/10/15": _eigengap_neighbours((7, 10, 15)),
     "eigengap neighbours 10/15": _eigengap_neighbours((10, 15)),
+    "snn weights eigengap 5/7/10": _eigengap_graph(_snn_graph),
+    "snn x local scaling eigengap 5/7/10": _eigengap_graph(
+        lambda Z, c: _snn_graph(Z, c, times_local_scaling=True)),
+    "rows unit length auto": _rescaled(_rows_normalised),
+    "view components whitened auto": _rescaled(_view_whitened),
     "k+1 eigenvectors": _eigenvectors(lambda k: k + 1),
     "2k eigenvectors": _eigenvectors(lambda k: 2 * k),
 }
