@@ -92,7 +92,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         budget instead: ``max_steps`` steps, or :data:`AUTO_STEPS` when that is None too, so
         a fit takes about as long on 100 series as on 100,000.
     random_state : int, RandomState or None, default=None
-        Seed for weights, sampling and K-Means. With an int, CPU training is repeatable.
+        Seed for weights, sampling and K-Means. With an int, CPU training is repeatable on
+        the same processor and torch build; another processor rounds some convolutions
+        differently, and the fit can then end elsewhere (the panel's 93 default fits on an
+        AMD EPYC against an Intel Xeon: 44 differ, one set by 0.4 NMI; docs/defaults.md).
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string.
     scaling : {"series", "channel", "none"}, default="series"
