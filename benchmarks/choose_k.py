@@ -109,8 +109,8 @@ def _clustering(algorithm: str) -> str:
     return f"clustered by K-Means (`algorithm=\"{algorithm}\"`, 10 restarts per k)"
 
 
-def machine() -> str:
-    """The machine and versions a scan runs with, as the report states them."""
+def machine() -> tuple[str, str]:
+    """The machine and the versions a scan runs with, as the report states them."""
     return (f"{cpu_model()}, {cpu_count()} cores", ", ".join(
         f"{k} {v}" for k, v in versions().items()))
 

@@ -226,22 +226,26 @@ def _snn_graph(Z, n_neighbors, times_local_scaling=False):
     return A
 
 
-def _eigengap_graph(graph, counts=(5, 7, 10)):
-    """Spectral clustering of ``graph(Z, count)`` with the count among ``counts`` whose graph has
-    the largest eigengap at k (the smaller on a tie), as ``n_neighbors="auto"`` does."""
+def _eigengap_graph(graph):
+    """Spectral clustering of ``graph(Z, count)`` with the count among ``AUTO_NEIGHBORS`` whose
+    graph has the largest eigengap at k (the smaller on a tie): what ``n_neighbors="auto"``
+    (``graph_clustering.choose_neighbors``) does, for graphs that function cannot build."""
     def fit(Z, k, seed):
-        from tsc_toolkit.graph_clustering import eigengap
+        from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS, eigengap
 
-        graphs = [graph(Z, c) for c in counts]
+        graphs = [graph(Z, c) for c in sorted(AUTO_NEIGHBORS)]
         gaps = [eigengap(A, k) for A in graphs]
         return _spectral_of(graphs[int(np.argmax(gaps))], k, seed)
     return fit
 
 
 def _rescaled(transform):
-    """The default stage (``n_neighbors="auto"``) on ``transform(Z)``."""
+    """The default stage (``n_neighbors="auto"``) on ``transform(Z)``, in ``Z``'s own dtype: the
+    stage's result moves with the features' rounding alone (float64 copies of the panel's
+    float32 features change two sets), so only the transform may differ from the default."""
     def fit(Z, k, seed):
-        return _self_tuning(transform(Z.astype(np.float64)), k, seed, n_neighbors="auto")
+        return _self_tuning(transform(Z.astype(np.float64)).astype(Z.dtype), k, seed,
+                            n_neighbors="auto")
     return fit
 
 

@@ -461,8 +461,9 @@ def _intro(cfg: Config) -> str:
     defaults = CNNKMeans()
     kernels, weights = defaults.kernel_features, defaults.graph_weights
     if defaults.n_neighbors == "auto":
-        graph = (f"the nearest-neighbour graph with {auto_neighbour_counts()} neighbours, whichever has the "
-                 f"largest eigengap at k (`n_neighbors=\"auto\"`; {weights} edge weights)")
+        graph = (f"the nearest-neighbour graph with {auto_neighbour_counts()} neighbours, "
+                 "whichever has the largest eigengap at k (`n_neighbors=\"auto\"`; "
+                 f"{weights} edge weights)")
     else:
         graph = f"the {defaults.n_neighbors}-nearest-neighbour graph ({weights} edge weights)"
     from .panel import HOLDOUT
