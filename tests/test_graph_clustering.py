@@ -11,6 +11,8 @@ from tsc_toolkit.graph_clustering import (
     GRAPH_WEIGHTS,
     choose_neighbors,
     eigengap,
+    graph_pieces,
+    group_pieces,
     neighbour_graph,
     neighbour_vote,
     spectral_labels,
@@ -91,3 +93,59 @@ def test_auto_neighbours_take_the_count_with_the_largest_eigengap():
     assert spectral_labels(X[:6], 2, "auto", 0).shape == (6,)
     with pytest.raises(ValueError, match="'auto'"):
         spectral_labels(X, 2, "many", 0)
+
+
+def _two_kinds_in_four_shapes(seed=0, per_shape=15):
+    """Two kinds, each in two tight shapes: shapes of one kind lie near each other, the kinds
+    far apart, so a 5-NN graph falls into four pieces for two clusters."""
+    rng = np.random.default_rng(seed)
+    centres = [[0, 0], [0, 2], [9, 0], [9, 2]]
+    X = np.vstack([rng.normal(c, 0.05, (per_shape, 2)) for c in centres])
+    return X, np.repeat([0, 0, 1, 1], per_shape)
+
+
+def test_graph_pieces_counts_what_no_edge_joins():
+    X, _ = _two_kinds_in_four_shapes()
+    count, piece = graph_pieces(neighbour_graph(X, 5))
+    assert count == 4
+    assert [len(set(piece[i:i + 15].tolist())) for i in range(0, 60, 15)] == [1, 1, 1, 1]
+    assert graph_pieces(neighbour_graph(X, 40, "unit"))[0] == 1  # (local scaling: weights of 0)
+
+
+def test_a_graph_in_more_pieces_than_clusters_is_grouped_by_its_pieces():
+    X, y = _two_kinds_in_four_shapes()
+    for seed in range(5):
+        labels = spectral_labels(X, 2, 5, seed)
+        assert adjusted_rand_score(y, labels) == 1.0
+        # it is the pieces' grouping, exactly, with labels numbered by first appearance
+        np.testing.assert_array_equal(
+            labels, group_pieces(X, graph_pieces(neighbour_graph(X, 5))[1], 2, seed))
+        assert labels[0] == 0
+    # "auto" sees four pieces at every count it tries and groups them the same way
+    assert adjusted_rand_score(y, spectral_labels(X, 2, "auto", 0)) == 1.0
+    # three clusters of four pieces: the farthest kind stays whole, one piece pairs off
+    three = spectral_labels(X, 3, 5, 0)
+    assert len(set(three.tolist())) == 3
+
+
+def test_group_pieces_is_size_weighted_kmeans_that_never_splits_a_piece():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 4))
+    piece = rng.integers(0, 9, size=90)
+    labels = group_pieces(X, piece, 3, random_state=0)
+    assert len(set(labels.tolist())) == 3
+    for p in range(9):  # every piece whole
+        assert len(set(labels[piece == p].tolist())) == 1
+    # a big piece pulls the mean of its group towards it, as its series would in K-Means
+    X = np.array([[0.0], [1.0], [10.0]] * 1)
+    piece = np.array([0, 1, 2])
+    assert group_pieces(X, piece, 2, 0).tolist() == [0, 0, 1]
+
+
+def test_a_connected_graph_is_clustered_spectrally_either_way():
+    X, y = make_moons(300, noise=0.05, random_state=0)
+    assert graph_pieces(neighbour_graph(X, 10))[0] <= 2
+    np.testing.assert_array_equal(spectral_labels(X, 2, 10, 0),
+                                  spectral_labels(X, 2, 10, 0, pieces="spectral"))
+    with pytest.raises(ValueError, match="pieces must be one of"):
+        spectral_labels(X, 2, 10, 0, pieces="merge")

@@ -119,8 +119,11 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         with the encoder's embedding. 0 clusters the embedding alone.
     clustering : {"spectral", "kmeans"}, default="spectral"
         "spectral": spectral clustering of the k-nearest-neighbour graph of the series (the
-        groups can be curved); new series get the cluster of most of their nearest training
-        series. "kmeans": K-Means (``algorithm``), new series go to the nearest center.
+        groups can be curved); where that graph falls apart into more pieces than
+        ``clusters`` (small, well-separated data), each piece is kept whole and the pieces are
+        grouped by K-Means on their means (:func:`tsc_toolkit.graph_clustering.group_pieces`);
+        new series get the cluster of most of their nearest training series. "kmeans":
+        K-Means (``algorithm``), new series go to the nearest center.
     n_neighbors : int or "auto", default="auto"
         Neighbours per series in the graph of ``clustering="spectral"``. "auto": the count
         among 5, 7 and 10 whose graph shows ``clusters`` groups most clearly (the largest

@@ -4,14 +4,20 @@ K-Means on the embeddings looks for round, equally wide groups. Series of one cl
 lie on a curved, stretched cloud instead; a graph that joins each series to its nearest
 neighbours follows such a cloud, and the leading eigenvectors of its Laplacian turn it into
 points that K-Means separates well (Ng, Jordan and Weiss, NIPS 2001; von Luxburg 2007).
+
+That needs a graph that holds the data together. On small, well-separated data a graph of a
+few neighbours per point can fall apart into more pieces than there are clusters (two shapes
+within one kind, say), and spectral clustering then joins pieces at random; such pieces are
+grouped by how far apart they lie instead (:func:`group_pieces`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AUTO_NEIGHBORS", "GRAPH_WEIGHTS", "eigengap", "neighbour_graph", "choose_neighbors",
-           "resolve_neighbors", "spectral_labels", "neighbour_vote"]
+__all__ = ["AUTO_NEIGHBORS", "GRAPH_WEIGHTS", "PIECES", "eigengap", "neighbour_graph",
+           "choose_neighbors", "resolve_neighbors", "graph_pieces", "group_pieces",
+           "spectral_labels", "neighbour_vote"]
 
 
 #: Weights of the graph's edges: "local-scaling" (the default) or "unit".
@@ -21,6 +27,10 @@ GRAPH_WEIGHTS = ("local-scaling", "unit")
 SCALE_NEIGHBOR = 7
 #: The neighbour counts that ``n_neighbors="auto"`` chooses among (see :func:`choose_neighbors`).
 AUTO_NEIGHBORS = (5, 7, 10)
+#: What :func:`spectral_labels` does with a graph in more pieces than clusters: "group" (the
+#: default) keeps each piece whole and groups the pieces (:func:`group_pieces`); "spectral"
+#: hands the graph to spectral clustering all the same (the behaviour before).
+PIECES = ("group", "spectral")
 
 
 def neighbour_graph(features: np.ndarray, n_neighbors: int, weights: str = "local-scaling"):
@@ -123,14 +133,73 @@ def resolve_neighbors(features: np.ndarray, k: int, n_neighbors, weights: str) -
     return max(1, min(int(n_neighbors), len(features) - 1))
 
 
+def graph_pieces(A) -> tuple[int, np.ndarray]:
+    """The connected pieces of the graph ``A``: their number and each point's piece.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsc_toolkit.graph_clustering import graph_pieces, neighbour_graph
+    >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+    >>> count, piece = graph_pieces(neighbour_graph(X, 2))
+    >>> count, piece.tolist()
+    (2, [0, 0, 0, 1, 1, 1])
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    count, piece = connected_components(A, directed=False)
+    return int(count), piece.astype(np.int64)
+
+
+def group_pieces(features: np.ndarray, piece: np.ndarray, k: int, random_state: int,
+                 n_init: int = 10) -> np.ndarray:
+    """Group the pieces of a graph into ``k`` clusters, each piece kept whole.
+
+    Each piece is its members' mean, weighted by its size, and K-Means groups those means:
+    this is K-Means on the series themselves under the constraint that no piece is split.
+    A kNN graph of small, well-separated data can fall apart into more pieces than there are
+    clusters (two shapes within one kind, say); spectral clustering then sees pieces that no
+    edge relates, and joins them at random, whereas how far apart the pieces lie still says
+    which belong together.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsc_toolkit.graph_clustering import group_pieces
+    >>> X = np.array([[0.0], [0.2], [1.0], [1.2], [9.0], [9.2]])
+    >>> group_pieces(X, np.array([0, 0, 1, 1, 2, 2]), 2, random_state=0).tolist()
+    [0, 0, 0, 0, 1, 1]
+    """
+    from sklearn.cluster import KMeans
+
+    count = int(piece.max()) + 1
+    sizes = np.bincount(piece, minlength=count).astype(np.float64)
+    means = np.zeros((count, features.shape[1]), dtype=np.float64)
+    np.add.at(means, piece, features.astype(np.float64))
+    means /= sizes[:, None]
+    km = KMeans(k, n_init=n_init, random_state=random_state).fit(means, sample_weight=sizes)
+    # Renumber in order of first appearance, so the labels do not depend on K-Means' order.
+    _, first, inverse = np.unique(km.labels_[piece], return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse.ravel()].astype(np.int64)
+
+
 def spectral_labels(features: np.ndarray, k: int, n_neighbors, random_state: int,
-                    n_init: int = 10, weights: str = "local-scaling") -> np.ndarray:
+                    n_init: int = 10, weights: str = "local-scaling",
+                    pieces: str = "group") -> np.ndarray:
     """Cluster ``features`` into ``k`` groups by spectral clustering of their kNN graph.
 
     The graph is :func:`neighbour_graph` (``n_neighbors`` per point, capped at ``n - 1``, or
     ``"auto"``: the count :func:`choose_neighbors` picks; edges weighted by ``weights``); the
     spectral embedding's rows are grouped by K-Means with ``n_init`` restarts. With fewer than
     three points, or ``k == 1``, every point gets a label of its own up to ``k``.
+
+    A graph in more connected pieces than ``k`` gives spectral clustering nothing to go on
+    between pieces (each is an eigenvector of its own, and which ones end up together is an
+    accident of K-Means' start). With ``pieces="group"`` (the default) the pieces are kept
+    whole and grouped by :func:`group_pieces` instead; ``pieces="spectral"`` clusters such a
+    graph spectrally all the same, as this function did before. A graph in ``k`` pieces or
+    fewer is clustered spectrally either way.
 
     Examples
     --------
@@ -141,7 +210,18 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors, random_state: int
     >>> labels = spectral_labels(X, 2, n_neighbors=5, random_state=0)
     >>> len(set(labels[:20])), len(set(labels[20:])), bool(labels[0] != labels[-1])
     (1, 1, True)
+
+    Two kinds of series, each in two tight shapes: the graph falls into four pieces, and the
+    two pieces of each kind are grouped together.
+
+    >>> centres = [[0, 0], [0, 2], [9, 0], [9, 2]]
+    >>> X = np.vstack([rng.normal(c, 0.05, (15, 2)) for c in centres])
+    >>> labels = spectral_labels(X, 2, n_neighbors=5, random_state=0)
+    >>> sorted(set(labels[:30].tolist())), sorted(set(labels[30:].tolist()))
+    ([0], [1])
     """
+    if pieces not in PIECES:
+        raise ValueError(f"pieces must be one of {PIECES}, got {pieces!r}")
     n = len(features)
     if k <= 1 or n < 3:
         return np.minimum(np.arange(n), k - 1).astype(np.int64)
@@ -150,6 +230,10 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors, random_state: int
     from sklearn.cluster import SpectralClustering
 
     A = neighbour_graph(features, resolve_neighbors(features, k, n_neighbors, weights), weights)
+    if pieces == "group":
+        count, piece = graph_pieces(A)
+        if count > k:
+            return group_pieces(features, piece, k, random_state, n_init)
     model = SpectralClustering(k, affinity="precomputed", random_state=random_state,
                                assign_labels="kmeans", n_init=n_init)
     with warnings.catch_warnings():
