@@ -65,12 +65,13 @@ lint: venv
 	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
 
 # Benchmarks against tslearn/aeon/scikit-learn on the 31-set development panel (the `bench`
-# extra), 80 min on 2 idle cores with the peers' seeds 1-2 computed (53 min measured with all peers stored, 2026-12-03), then the k scans on the saved features (26 min with K-Means, measured 2026-12-03; then the spectral scan without the gap statistic, whose spectral clustering of 10 reference sets per k is the costly part; its time is in docs/benchmarks_k.md); writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images, docs/benchmarks_k.md (each k clustered as the estimator clusters: the recommended k) and docs/benchmarks_k_kmeans.md (each k clustered by K-Means).
+# extra), 80 min on 2 idle cores with the peers' seeds 1-2 computed (53 min measured with all peers stored, 2026-12-03), then the k scans on the saved features (26 min with K-Means, measured 2026-12-03; then the spectral scan without the gap statistic, whose spectral clustering of 10 reference sets per k is the costly part; its time is in docs/benchmarks_k.md); writes docs/benchmarks.md, docs/results_summary.md, docs/benchmark_runs.csv, docs/images, docs/benchmarks_k.md (each k clustered as the estimator clusters: the recommended k) and docs/benchmarks_k_kmeans.md (each k clustered by K-Means); last the sanity suite on easy data (docs/benchmarks_sanity.md, 36 fits, 12 min measured 2026-12-07 on a busy machine), which fails the target if the default loses a case that K-Means on its features finds.
 bench: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"
 	nice -n 10 $(BIN)/python -m benchmarks.run --out docs/benchmarks.md --save-runs docs/benchmark_runs.csv --partial-runs build/bench_partial_runs.csv --features-dir build/panel_features
 	nice -n 10 $(BIN)/python -m benchmarks.choose_k --features build/panel_features --out docs/benchmarks_k.md --metrics inertia silhouette calinski_harabasz davies_bouldin
 	nice -n 10 $(BIN)/python -m benchmarks.choose_k --algorithm lloyd --features build/panel_features --out docs/benchmarks_k_kmeans.md
+	nice -n 10 $(BIN)/python -m benchmarks.sanity --features-dir build/sanity_features
 
 bench-fast: venv
 	$(BIN)/pip install -q -e ".[dev,bench]"

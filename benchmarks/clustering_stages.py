@@ -8,9 +8,12 @@ stage is measured on the whole panel and every seed without training again::
     python -m benchmarks.run --only quality --features-dir build/panel_features
     python -m benchmarks.clustering_stages --features build/panel_features
 
-``eigengap neighbours 5/7/10`` is the default stage (``n_neighbors="auto"``) and reproduces
-the quality table's CNN-KMeans numbers (same features, same seed); ``self-tuning10`` is the
-default before (10 neighbours always); the others change one thing each. It writes
+``eigengap neighbours 5/7/10`` is the default stage (``n_neighbors="auto"``, and a graph in
+more pieces than k grouped by its pieces' means) and reproduces the quality table's CNN-KMeans
+numbers (same features, same seed); ``eigengap 5/7/10 pieces spectral`` is that stage before
+pieces were grouped, ``self-tuning10`` the default before that (10 neighbours always); the
+others change one thing each. Run on ``build/sanity_features`` (``python -m benchmarks.sanity
+--features-dir``) it compares the stages on the sanity suite's easy data. It writes
 docs/benchmarks_stages.md and the per-fit table next to it (.csv).
 """
 
@@ -39,7 +42,8 @@ def _spectral(n_neighbors=10, view=slice(None), kernel_weight=1.0):
 
         Z = Z.copy()
         Z[:, EMBEDDING:] *= kernel_weight
-        return spectral_labels(Z[:, view], k, n_neighbors, seed, weights="unit")
+        return spectral_labels(Z[:, view], k, n_neighbors, seed, weights="unit",
+                               pieces="spectral")
     return fit
 
 
@@ -61,15 +65,17 @@ def _local_scaling_graph(Z, n_neighbors=10):
     return neighbour_graph(Z, min(n_neighbors, len(Z) - 1), "local-scaling")
 
 
-def _self_tuning(Z, k, seed, n_neighbors=10, kernel_weight=1.0):
+def _self_tuning(Z, k, seed, n_neighbors=10, kernel_weight=1.0, pieces="spectral"):
     """Spectral clustering of the kNN graph with Zelnik-Manor and Perona's local scaling (the
-    model's own stage); ``kernel_weight`` scales the random-kernel view first."""
+    model's own stage); ``kernel_weight`` scales the random-kernel view first. ``pieces``: what
+    a graph in more pieces than k gets (``graph_clustering.spectral_labels``); the stages
+    measured before the default grouped such pieces keep "spectral", their behaviour then."""
     from tsc_toolkit.graph_clustering import spectral_labels
 
     if kernel_weight != 1.0:
         Z = Z.copy()
         Z[:, EMBEDDING:] *= kernel_weight
-    return spectral_labels(Z, k, n_neighbors, seed, weights="local-scaling")
+    return spectral_labels(Z, k, n_neighbors, seed, weights="local-scaling", pieces=pieces)
 
 
 def _embedding_pca(components):
@@ -239,6 +245,54 @@ def _eigengap_graph(graph):
     return fit
 
 
+def _grow_to_k_pieces(Z, k, seed):
+    """The eigengap's neighbour count, raised one at a time until the graph has at most k
+    pieces (at most n - 1), then spectral clustering of that graph."""
+    from tsc_toolkit.graph_clustering import choose_neighbors, graph_pieces
+
+    count = choose_neighbors(Z, k, "local-scaling")
+    while count < len(Z) - 1 and graph_pieces(_local_scaling_graph(Z, count))[0] > k:
+        count += 1
+    return _self_tuning(Z, k, seed, n_neighbors=count)
+
+
+def _pieces_by_linkage(method):
+    """The default stage, but a graph in more pieces than k has its pieces joined by
+    ``method`` linkage of the distances between their series (scipy's "single": nearest
+    pair, "complete": farthest pair) instead of size-weighted K-Means on their means."""
+    def fit(Z, k, seed):
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import cdist
+
+        from tsc_toolkit.graph_clustering import choose_neighbors, graph_pieces
+
+        count, piece = graph_pieces(_local_scaling_graph(Z, choose_neighbors(Z, k)))
+        if count <= k:
+            return _self_tuning(Z, k, seed, n_neighbors="auto", pieces="group")
+        members = [np.flatnonzero(piece == i) for i in range(count)]
+        reduce = np.min if method == "single" else np.max
+        D = np.zeros((count, count))
+        for i in range(count):
+            for j in range(i + 1, count):
+                D[i, j] = D[j, i] = reduce(cdist(Z[members[i]], Z[members[j]]))
+        merged = fcluster(linkage(D[np.triu_indices(count, 1)], method=method), k,
+                          criterion="maxclust")
+        return (merged - 1)[piece]
+    return fit
+
+
+def _silhouette_choice(Z, k, seed):
+    """The partition with the higher silhouette on the features, of the default stage's and
+    K-Means' (a label-free choice per data set)."""
+    from sklearn.metrics import silhouette_score
+
+    parts = [_self_tuning(Z, k, seed, n_neighbors="auto", pieces="group"), _kmeans(Z, k, seed)]
+    sample = min(len(Z), 2000)
+    scores = [silhouette_score(Z, p, sample_size=sample, random_state=seed)
+              if len(np.unique(p)) > 1 else -1.0 for p in parts]
+    return parts[int(np.argmax(scores))]
+
+
 def _rescaled(transform):
     """The default stage (``n_neighbors="auto"``) on ``transform(Z)``, in ``Z``'s own dtype: the
     stage's result moves with the features' rounding alone (float64 copies of the panel's
@@ -292,8 +346,17 @@ STAGES = {
     "self-tuning connected 5-10": _connected_neighbours(5, 10),
     "eigengap neighbours 7/10": _eigengap_neighbours((7, 10)),
     "eigengap neighbours 7-10": _eigengap_neighbours((7, 8, 9, 10)),
-    # the estimator's n_neighbors="auto" (tsc_toolkit.graph_clustering.AUTO_NEIGHBORS)
-    "eigengap neighbours 5/7/10": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors="auto"),
+    # the estimator's stage: n_neighbors="auto" (tsc_toolkit.graph_clustering.AUTO_NEIGHBORS)
+    # and a graph in more pieces than k grouped by its pieces' means (pieces="group")
+    "eigengap neighbours 5/7/10": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors="auto",
+                                                                  pieces="group"),
+    # the same before pieces were grouped (the default until 2026-12-07)
+    "eigengap 5/7/10 pieces spectral": lambda Z, k, seed: _self_tuning(Z, k, seed,
+                                                                        n_neighbors="auto"),
+    "eigengap 5/7/10 grow to k pieces": _grow_to_k_pieces,
+    "eigengap 5/7/10 pieces single linkage": _pieces_by_linkage("single"),
+    "eigengap 5/7/10 pieces complete linkage": _pieces_by_linkage("complete"),
+    "silhouette: default or kmeans": _silhouette_choice,
     "eigengap neighbours 7/10/15": _eigengap_neighbours((7, 10, 15)),
     "eigengap neighbours 10/15": _eigengap_neighbours((10, 15)),
     "snn weights eigengap 5/7/10": _eigengap_graph(_snn_graph),
@@ -339,8 +402,10 @@ def _intro() -> str:
             "(320-d T-Loss embedding, then the 50-d random-kernel view) are reclustered by each "
             f"stage with the fit's seed; `{DEFAULT}` is the default stage (spectral clustering "
             "of the kNN graph with local-scaling weights, the neighbour count among 5, 7 and 10 "
-            "whose graph has the largest eigengap at k: `n_neighbors=\"auto\"`) and reproduces "
-            "the quality table; `self-tuning10` is 10 neighbours always (the default before) and "
+            "whose graph has the largest eigengap at k: `n_neighbors=\"auto\"`; a graph in more "
+            "pieces than k has its pieces grouped by K-Means on their means) and reproduces "
+            "the quality table; `eigengap 5/7/10 pieces spectral` is the same stage as it was "
+            "before pieces were grouped; `self-tuning10` is 10 neighbours always (the default before) and "
             "`spectral10` the same graph with unit weights (the default before that). \"best on\" counts the sets where a stage's mean is at least the best "
             "stored peer's (docs/peer_runs.csv). NMI against the classes, mean over seeds, then "
             "over sets.")

@@ -79,9 +79,12 @@ def main(argv, *, module: str, description: str, option: str, choices, out: str,
     runs.to_csv(path.with_suffix(".csv"), index=False)
     t = tables(runs)
     from .panel import HOLDOUT
+    from .sanity import CASES
 
     if set(runs.dataset) <= set(HOLDOUT):  # an independent check, not the tuning panel
         title = title.replace("the development panel", "the held-out sets")
+    elif set(runs.dataset) <= set(CASES):  # fits of `benchmarks.sanity --features-dir`
+        title = title.replace("the development panel", "the sanity suite's easy data")
     command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
     path.write_text("\n".join([
         f"# {title}",
