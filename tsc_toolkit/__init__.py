@@ -1,7 +1,8 @@
 """tsc_toolkit: time series clustering for Jupyter.
 
 A causal dilated CNN encoder trained with the triplet loss of Franceschi et al. (2019)
-turns each series into an embedding; K-Means groups the embeddings. Data everywhere is a
+turns each series into an embedding; with a second view from random convolution kernels, it is
+grouped by spectral clustering of the nearest-neighbour graph (or K-Means). Data everywhere is a
 float32 array ``(n_series, n_channels, length)`` with NaN for missing values and padding.
 """
 
