@@ -9,7 +9,7 @@ seed) clusters the same ``features_``. The rule: **wherever K-Means on the featu
 what any simple method finds. Each fit also scans k as ``scan_k(model)`` does (spectral,
 silhouette: the recommended k) and counts the cases where it recommends the true k::
 
-    python -m benchmarks.sanity                         # docs/benchmarks_sanity.md, ~15 min
+    python -m benchmarks.sanity                         # docs/benchmarks_sanity.md, ~12 min
     python -m benchmarks.sanity --features-dir build/sanity_features
     python -m benchmarks.clustering_stages --features build/sanity_features --out ...
 
@@ -98,7 +98,7 @@ def fit_case(name: str, seed: int, features_dir=None, scan: bool = True,
              **params) -> dict:
     """Fit the default model on one case and score it against K-Means on its features.
 
-    ``params`` change the model's settings (the tests pass a smaller training budget)."""
+    ``params`` change the model's settings (none by default: the suite checks the defaults)."""
     from tsc_toolkit import CNNKMeans
     from tsc_toolkit.cnn_kmeans import fit_seed
 
