@@ -137,3 +137,61 @@ def test_a_model_fitted_through_the_estimator_from_a_path(data, tmp_path):
     model = CNNKMeans(clusters=3, **TINY).fit(tmp_path / "x.npy")
     assert model.n_series_streamed_ == len(X)
     assert model.predict(tmp_path / "x.npy").shape == (len(X),)
+
+
+class _LazyArray:
+    """An array-like read only by slices, as an h5py or zarr dataset is: it records every
+    slice asked for and has no ``__array__``, so reading it whole would fail."""
+
+    def __init__(self, X):
+        self._X, self.shape, self.dtype, self.reads = X, X.shape, X.dtype, []
+
+    def __getitem__(self, index):
+        rows = np.arange(self.shape[0])[index]
+        self.reads.append(len(rows))
+        return self._X[index].copy()
+
+    def __len__(self):
+        return self.shape[0]
+
+
+def test_a_memmap_is_embedded_a_chunk_at_a_time_with_the_in_memory_results(model, data,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    X = data[0]
+    expected = model.assign(X)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap) and streaming.is_chunked(mapped)
+    calls = []
+    run = streaming._run
+    monkeypatch.setattr(streaming, "_run", lambda *a, **k: calls.append(a[3]) or run(*a, **k))
+    np.testing.assert_allclose(model.transform(mapped), expected.embedding, atol=1e-5)
+    got = model.assign(mapped)
+    np.testing.assert_array_equal(got.closest_cluster, expected.closest_cluster)
+    np.testing.assert_allclose(got.distance_to_cluster, expected.distance_to_cluster, atol=1e-5)
+    np.testing.assert_array_equal(model.predict(mapped), expected.closest_cluster)
+    assert calls == ["transform", "assign", "assign"]  # every call took the chunked path
+
+
+def test_arrays_larger_than_a_chunk_and_lazy_array_likes_are_read_by_chunks(model, data,
+                                                                            monkeypatch):
+    X = data[0]  # 70 series, missing values, lengths 10 to 40
+    expected = model.assign(X)
+    assert not streaming.is_chunked(X)  # small arrays keep the in-memory path
+    monkeypatch.setattr(streaming, "CHUNK_SIZE", 16)
+    assert streaming.is_chunked(X) and not streaming.is_chunked(X[:16])
+    assert not streaming.is_chunked(X[:, 0, 0])  # one series is not a batch of them
+    np.testing.assert_array_equal(model.predict(X), expected.closest_cluster)
+    lazy = _LazyArray(X)
+    assert streaming.is_chunked(lazy)
+    got = streaming.assign(model, lazy, chunk_size=16, progress=False)
+    np.testing.assert_array_equal(got.closest_cluster, expected.closest_cluster)
+    np.testing.assert_allclose(got.embedding, expected.embedding, atol=1e-5)
+    assert max(lazy.reads) == 16 and sum(lazy.reads) == len(X)  # never read whole
+    # a univariate array-like of shape (n, length) too
+    uni_model_X = X[:, :1, :]
+    flat = _LazyArray(np.ascontiguousarray(uni_model_X[:, 0, :]))
+    chunks = list(streaming.open_series(flat).chunks(32))
+    np.testing.assert_array_equal(np.concatenate([c.X for c in chunks]), uni_model_X)
+    assert flat.reads == [32, 32, 6]

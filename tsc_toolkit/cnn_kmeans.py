@@ -531,13 +531,20 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Embeddings of ``X`` in the space of ``cluster_centers_`` (normalised).
 
+        ``X`` is read a chunk at a time (:func:`tsc_toolkit.streaming.is_chunked`) when it is a
+        path or source, a memory-mapped array (``np.load(path, mmap_mode="r")``), an
+        array-like that slices lazily (an h5py or zarr dataset), or an array of more than
+        ``streaming.CHUNK_SIZE`` series; the results are those of the whole at once, and
+        :meth:`predict` and :meth:`assign` do the same.
+
         Returns
         -------
         ndarray of shape (n_series, output_size), float32
         """
         check_is_fitted(self, "cluster_centers_")
-        if is_streamed(X):
-            return streaming.transform(self, X, progress=self.verbose >= 1)
+        if streaming.is_chunked(X):  # on disk, memory-mapped or large: a chunk at a time
+            return streaming.transform(self, X, chunk_size=streaming.CHUNK_SIZE,
+                                       progress=self.verbose >= 1)
         X = as_dataset(X)
         if X.shape[1] != self.n_channels_:
             raise TimeSeriesValueError(
@@ -564,8 +571,9 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ``distance_to_cluster``); the distance is Euclidean in the embedding space, to the
         center of the cluster the series was given.
         """
-        if is_streamed(X):
-            return streaming.assign(self, X, progress=self.verbose >= 1)
+        if streaming.is_chunked(X):  # chunks no larger than is_chunked's threshold
+            return streaming.assign(self, X, chunk_size=streaming.CHUNK_SIZE,
+                                    progress=self.verbose >= 1)
         X = as_dataset(X)  # once: transform and the random-kernel view both read it
         z = self.transform(X)
         labels = self._labels_of(X, z)

@@ -113,28 +113,34 @@ class ArraySource(SeriesSource):
     def __init__(self, X, ids=None):
         if isinstance(X, (str, os.PathLike)):
             X = np.load(X, mmap_mode="r", allow_pickle=False)
-        if X.ndim == 2:
-            X = X[:, None, :]
-        if X.ndim != 3:
+        shape = tuple(X.shape)
+        if len(shape) not in (2, 3):
             raise TimeSeriesValueError(f"An array source must have shape (n_series, n_channels, "
-                                       f"length); got {X.shape}.")
+                                       f"length); got {shape}.")
+        # Any array-like that slices along its first axis (np.memmap, h5py, zarr): only the
+        # rows asked for are read; a 2-D one is univariate, its channel axis added per slice.
         self.X = X
+        self._univariate = len(shape) == 2
         self.ids = None if ids is None else np.asarray(ids)
-        self.n_series = int(X.shape[0])
+        self.n_series = int(shape[0])
 
     def _ids(self, index) -> np.ndarray:
         return np.asarray(index) if self.ids is None else self.ids[index]
+
+    def _rows(self, index) -> np.ndarray:
+        rows = np.asarray(self.X[index])
+        return rows[:, None, :] if self._univariate else rows
 
     def chunks(self, chunk_size: int = 4096) -> Iterator[Chunk]:
         for start in range(0, self.n_series, chunk_size):
             stop = min(start + chunk_size, self.n_series)
             yield Chunk(self._ids(np.arange(start, stop)),
-                        _checked(self.X[start:stop], f"series {start}-{stop - 1}"))
+                        _checked(self._rows(slice(start, stop)), f"series {start}-{stop - 1}"))
 
     def sample(self, n: int, random_state: int | None = 0) -> Chunk:
         rng = np.random.default_rng(random_state)
         index = np.sort(rng.choice(self.n_series, size=min(n, self.n_series), replace=False))
-        return Chunk(self._ids(index), _checked(self.X[index], "the sampled series"))
+        return Chunk(self._ids(index), _checked(self._rows(index), "the sampled series"))
 
 
 class CSVSource(SeriesSource):

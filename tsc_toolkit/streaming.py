@@ -44,8 +44,8 @@ from .sinks import open_writer
 from .sources import SeriesSource, open_series
 from .training import nearest_centers
 
-__all__ = ["transform", "predict", "assign", "fit", "embed_chunks", "CHUNK_SIZE",
-           "SAMPLE_SIZE"]
+__all__ = ["transform", "predict", "assign", "fit", "embed_chunks", "is_chunked",
+           "CHUNK_SIZE", "SAMPLE_SIZE"]
 
 #: Series per chunk: 4096 series of length 500 are 8 MiB of float32 (16 MiB as network input).
 CHUNK_SIZE = 4096
@@ -268,3 +268,32 @@ def _open_defaults(model, options: dict, fitted: bool = True) -> dict:
 def is_streamed(obj) -> bool:
     """Whether CNNKMeans should hand ``obj`` to this module (a source or a path)."""
     return isinstance(obj, (SeriesSource, str, os.PathLike))
+
+
+def is_chunked(obj) -> bool:
+    """Whether ``transform``, ``predict`` and ``assign`` should read ``obj`` a chunk at a time.
+
+    True for a source or a path (:func:`is_streamed`); a memory-mapped array (``np.memmap``,
+    as ``np.load(..., mmap_mode="r")`` returns); an array-like of shape ``(n_series, length)``
+    or ``(n_series, n_channels, length)`` that is not a NumPy array but slices into one (an
+    h5py or zarr dataset: anything with ``shape``, ``dtype`` and slicing), so only the slice
+    being embedded is read; and a NumPy array of more series than one chunk
+    (:data:`CHUNK_SIZE`), so the scaled, masked and padded copies the encoder needs exist for
+    one chunk at a time. The results are those of the whole array at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsc_toolkit.streaming import is_chunked
+    >>> is_chunked(np.zeros((10, 1, 20))), is_chunked(np.zeros((5000, 1, 20)))
+    (False, True)
+    """
+    if is_streamed(obj):
+        return True
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object or obj.ndim not in (2, 3):
+            return False
+        return isinstance(obj, np.memmap) or obj.shape[0] > CHUNK_SIZE
+    shape = getattr(obj, "shape", None)
+    return (shape is not None and hasattr(obj, "dtype") and hasattr(obj, "__getitem__")
+            and not hasattr(obj, "columns") and len(shape) in (2, 3))
