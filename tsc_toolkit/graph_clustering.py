@@ -173,10 +173,8 @@ def group_pieces(features: np.ndarray, piece: np.ndarray, k: int, random_state: 
     from sklearn.cluster import KMeans
 
     count = int(piece.max()) + 1
+    means = member_means(features.astype(np.float64), piece, count)  # no piece is empty
     sizes = np.bincount(piece, minlength=count).astype(np.float64)
-    means = np.zeros((count, features.shape[1]), dtype=np.float64)
-    np.add.at(means, piece, features.astype(np.float64))
-    means /= sizes[:, None]
     km = KMeans(k, n_init=n_init, random_state=random_state).fit(means, sample_weight=sizes)
     # Renumber in order of first appearance, so the labels do not depend on K-Means' order.
     _, first, inverse = np.unique(km.labels_[piece], return_index=True, return_inverse=True)
