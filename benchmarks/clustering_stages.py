@@ -266,9 +266,10 @@ def _pieces_by_linkage(method):
 
         from tsc_toolkit.graph_clustering import choose_neighbors, graph_pieces
 
-        count, piece = graph_pieces(_local_scaling_graph(Z, choose_neighbors(Z, k)))
+        chosen = choose_neighbors(Z, k)  # what n_neighbors="auto" picks
+        count, piece = graph_pieces(_local_scaling_graph(Z, chosen))
         if count <= k:
-            return _self_tuning(Z, k, seed, n_neighbors="auto", pieces="group")
+            return _self_tuning(Z, k, seed, n_neighbors=chosen, pieces="group")
         members = [np.flatnonzero(piece == i) for i in range(count)]
         reduce = np.min if method == "single" else np.max
         D = np.zeros((count, count))

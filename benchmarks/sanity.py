@@ -56,17 +56,22 @@ SEEDS = (0, 1, 2)
 FAST = ("sample", "n50-k2", "n300-k4")
 
 
+def sample_file(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled sample's ``split`` ("train", "valid" or "test") and its true kinds."""
+    from tsc_toolkit import read_csv
+    from tsc_toolkit.datasets import data_dir
+
+    folder = data_dir()
+    return (read_csv(folder / f"{split}.csv"),
+            np.loadtxt(folder / f"{split}_labels.csv", dtype=np.int64))
+
+
 def case_data(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The series and their true kinds for case ``name`` at ``seed``. The sample files are
     the same at every seed (the seed still seeds the fit)."""
     spec = CASES[name]
     if spec == "sample":
-        from tsc_toolkit import read_csv
-        from tsc_toolkit.datasets import data_dir
-
-        folder = data_dir()
-        return read_csv(folder / "train.csv"), np.loadtxt(folder / "train_labels.csv",
-                                                           dtype=np.int64)
+        return sample_file("train")
     from tsc_toolkit.datasets import make_series
 
     return make_series(**spec, random_state=seed)
@@ -117,13 +122,8 @@ def fit_case(name: str, seed: int, features_dir=None, scan: bool = True,
            "seconds": seconds}
     row["passes"] = bool(row["kmeans"] < FOUND or row["default"] >= FOUND)
     if CASES[name] == "sample":  # the demo's second promise: new series get the right kind
-        from tsc_toolkit import read_csv
-        from tsc_toolkit.datasets import data_dir
-
-        folder = data_dir()
-        row["test NMI"] = normalized_mutual_info_score(
-            np.loadtxt(folder / "test_labels.csv", dtype=np.int64),
-            model.predict(read_csv(folder / "test.csv")))
+        X_test, y_test = sample_file("test")
+        row["test NMI"] = normalized_mutual_info_score(y_test, model.predict(X_test))
     if scan:
         row["recommended k"] = recommended_k(model, k, fit_seed(seed))
     if features_dir is not None:
