@@ -43,11 +43,15 @@ def write_bundle(path: str | os.PathLike, kind: str, meta: dict, tensors: dict) 
         config = {"format": kind, "format_version": FORMAT_VERSION, **meta}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1, allow_nan=True),
                                        encoding="utf-8")
-        arrays = {}
+        arrays, seen = {}, set()
         for name, value in tensors.items():
             t = value.detach().cpu() if isinstance(value, torch.Tensor) else \
                 torch.from_numpy(np.ascontiguousarray(value))
-            arrays[name] = t.contiguous()
+            t = t.contiguous()
+            if t.numel() and t.data_ptr() in seen:  # safetensors refuses shared memory
+                t = t.clone()
+            seen.add(t.data_ptr())
+            arrays[name] = t
         save_file(arrays, str(tmp / WEIGHTS_FILE), metadata={"format": kind})
         if path.exists():
             old = path.with_name(f".{path.name}.old")
