@@ -1,7 +1,7 @@
 """Clustering stages compared on the features the default CNN-KMeans fits clustered.
 
 The quality benchmark run with ``--features-dir`` keeps, for every set and seed, what the
-default model clustered (``features_``: the 320-d T-Loss embedding, then the 50-d random-kernel
+default model clustered (``features_``: the T-Loss embedding, then the 50-d random-kernel
 view). This script reclusters those features with other stages, so a change of the clustering
 stage is measured on the whole panel and every seed without training again::
 
@@ -30,19 +30,31 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from . import comparison
 from .panel import group
-from .quality import load_features, saved_features
+from .quality import embedding_width, load_features, saved_features
 
-#: Width of the embedding at the front of ``features_`` (the default encoder's output).
-EMBEDDING = 320
+#: Width of the embedding at the front of the features being reclustered (read from each
+#: saved file by :func:`run`; see :func:`benchmarks.quality.embedding_width`).
+_CURRENT = {"width": 320}
 
 
-def _spectral(n_neighbors=10, view=slice(None), kernel_weight=1.0):
+def _w() -> int:
+    return _CURRENT["width"]
+
+
+def set_embedding_width(width: int) -> None:
+    """Tell the stages how many of the first feature columns are the embedding."""
+    _CURRENT["width"] = int(width)
+
+
+def _spectral(n_neighbors=10, view="both", kernel_weight=1.0):
     def fit(Z, k, seed):
         from tsc_toolkit.graph_clustering import spectral_labels
 
         Z = Z.copy()
-        Z[:, EMBEDDING:] *= kernel_weight
-        return spectral_labels(Z[:, view], k, n_neighbors, seed, weights="unit",
+        Z[:, _w():] *= kernel_weight
+        part = {"both": slice(None), "embedding": slice(0, _w()),
+                "view": slice(_w(), None)}[view]
+        return spectral_labels(Z[:, part], k, n_neighbors, seed, weights="unit",
                                pieces="spectral")
     return fit
 
@@ -74,7 +86,7 @@ def _self_tuning(Z, k, seed, n_neighbors=10, kernel_weight=1.0, pieces="spectral
 
     if kernel_weight != 1.0:
         Z = Z.copy()
-        Z[:, EMBEDDING:] *= kernel_weight
+        Z[:, _w():] *= kernel_weight
     return spectral_labels(Z, k, n_neighbors, seed, weights="local-scaling", pieces=pieces)
 
 
@@ -84,11 +96,11 @@ def _embedding_pca(components):
     def fit(Z, k, seed):
         from sklearn.decomposition import PCA
 
-        E = Z[:, :EMBEDDING]
+        E = Z[:, :_w()]
         n = int(min(components, *E.shape))
         P = PCA(n, random_state=seed).fit_transform(E)
         P /= np.sqrt((P ** 2).sum(axis=1).mean()) or 1.0
-        return _self_tuning(np.hstack([P, Z[:, EMBEDDING:]]).astype(np.float32), k, seed)
+        return _self_tuning(np.hstack([P, Z[:, _w():]]).astype(np.float32), k, seed)
     return fit
 
 
@@ -101,7 +113,7 @@ def _eigengap_weight(weights):
         best, best_gap = 1.0, -np.inf
         for w in weights:
             F = Z.copy()
-            F[:, EMBEDDING:] *= w
+            F[:, _w():] *= w
             gap = eigengap(neighbour_graph(F, min(10, len(F) - 1), "local-scaling"), k)
             if gap > best_gap + 1e-9:
                 best, best_gap = w, gap
@@ -158,7 +170,7 @@ def _eigenvectors(count):
 
 
 def _self_tuning_two_graphs(Z, k, seed):
-    A = (_local_scaling_graph(Z[:, :EMBEDDING]) + _local_scaling_graph(Z[:, EMBEDDING:]))
+    A = (_local_scaling_graph(Z[:, :_w()]) + _local_scaling_graph(Z[:, _w():]))
     return _spectral_of(A, k, seed)
 
 
@@ -179,7 +191,7 @@ def _spectral_of(A, k, seed):
 def _two_graphs(Z, k, seed, n_neighbors=10):
     """Spectral clustering of the sum of each view's own kNN graph (each view counts the same,
     whatever its scale)."""
-    A = _knn(Z[:, :EMBEDDING], n_neighbors) + _knn(Z[:, EMBEDDING:], n_neighbors)
+    A = _knn(Z[:, :_w()], n_neighbors) + _knn(Z[:, _w():], n_neighbors)
     return _spectral_of(A, k, seed)
 
 
@@ -187,8 +199,8 @@ def _candidates(Z, k, seed):
     from tsc_toolkit.graph_clustering import spectral_labels
 
     return [spectral_labels(Z, k, 10, seed, weights="unit"), _self_tuning(Z, k, seed),
-            spectral_labels(Z[:, EMBEDDING:], k, 10, seed, weights="unit"),
-            spectral_labels(Z[:, :EMBEDDING], k, 10, seed, weights="unit"), _kmeans(Z, k, seed)]
+            spectral_labels(Z[:, _w():], k, 10, seed, weights="unit"),
+            spectral_labels(Z[:, :_w()], k, 10, seed, weights="unit"), _kmeans(Z, k, seed)]
 
 
 def _select(Z, k, seed):
@@ -309,11 +321,17 @@ def _rows_normalised(Z):
 
 
 def _view_whitened(Z):
-    view = Z[:, EMBEDDING:]
+    view = Z[:, _w():]
     view = (view - view.mean(axis=0)) / np.maximum(view.std(axis=0), 1e-12)
     # same total size as before, each component now with the same spread
-    view *= np.sqrt((Z[:, EMBEDDING:] ** 2).sum(axis=1).mean() / (view ** 2).sum(axis=1).mean())
-    return np.hstack([Z[:, :EMBEDDING], view])
+    view *= np.sqrt((Z[:, _w():] ** 2).sum(axis=1).mean() / (view ** 2).sum(axis=1).mean())
+    return np.hstack([Z[:, :_w()], view])
+
+
+def _default_stage(Z, k, seed):
+    from tsc_toolkit import CNNKMeans
+
+    return CNNKMeans().make_clusterer(k, seed).fit(Z).labels_
 
 
 STAGES = {
@@ -325,8 +343,8 @@ STAGES = {
     "spectral15": _spectral(15),
     "kernel view x0.5": _spectral(kernel_weight=0.5),
     "kernel view x2": _spectral(kernel_weight=2.0),
-    "embedding only": _spectral(view=slice(0, EMBEDDING)),
-    "kernel view only": _spectral(view=slice(EMBEDDING, None)),
+    "embedding only": _spectral(view="embedding"),
+    "kernel view only": _spectral(view="view"),
     "two graphs": _two_graphs,
     "consensus select": _select,
     "co-association": _coassociation,
@@ -347,10 +365,10 @@ STAGES = {
     "self-tuning connected 5-10": _connected_neighbours(5, 10),
     "eigengap neighbours 7/10": _eigengap_neighbours((7, 10)),
     "eigengap neighbours 7-10": _eigengap_neighbours((7, 8, 9, 10)),
-    # the estimator's stage: n_neighbors="auto" (tsc_toolkit.graph_clustering.AUTO_NEIGHBORS)
-    # and a graph in more pieces than k grouped by its pieces' means (pieces="group")
-    "eigengap neighbours 5/7/10": lambda Z, k, seed: _self_tuning(Z, k, seed, n_neighbors="auto",
-                                                                  pieces="group"),
+    # the estimator's own clustering stage at the defaults: n_neighbors="auto"
+    # (tsc_toolkit.graph_clustering.AUTO_NEIGHBORS) and a graph in more pieces than k grouped
+    # by its pieces' means
+    "eigengap neighbours 5/7/10": _default_stage,
     # the same before pieces were grouped (the default until 2026-12-07)
     "eigengap 5/7/10 pieces spectral": lambda Z, k, seed: _self_tuning(Z, k, seed,
                                                                         n_neighbors="auto"),
@@ -377,6 +395,7 @@ def run(folder: Path, stages=tuple(STAGES), log=print) -> pd.DataFrame:
     rows = []
     for name, seed, path in saved_features(folder):
         Z, y = load_features(path)
+        set_embedding_width(embedding_width(path))
         k = len(np.unique(y))
         for stage in stages:
             tic = time.perf_counter()
@@ -400,7 +419,7 @@ def tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _intro() -> str:
     return ("The features that every default CNN-KMeans fit of the quality benchmark clustered "
-            "(320-d T-Loss embedding, then the 50-d random-kernel view) are reclustered by each "
+            "(the T-Loss embedding, then the 50-d random-kernel view) are reclustered by each "
             f"stage with the fit's seed; `{DEFAULT}` is the default stage (spectral clustering "
             "of the kNN graph with local-scaling weights, the neighbour count among 5, 7 and 10 "
             "whose graph has the largest eigengap at k: `n_neighbors=\"auto\"`; a graph in more "

@@ -77,15 +77,26 @@ def _fit_cnn(views, k, seed, cfg) -> tuple[np.ndarray, dict]:
     model = CNNKMeans(clusters=k, random_state=seed, device="cpu", **budget)
     model.fit(views["raw"])
     # "_features" is not a column: the loop stores it for the k benchmark and drops it
-    return model.labels_, {"steps": model.n_steps_, "_features": model.features_}
+    return model.labels_, {"steps": model.n_steps_, "_features": model.features_,
+                           "_embedding_width": model.embeddings_.shape[1]}
 
 
-def save_features(folder, dataset: str, seed: int, features: np.ndarray, y) -> Path:
-    """Keep what a default model clustered, so the k benchmark scans it without refitting."""
+#: Width of the embedding at the front of features saved before the width was kept with them
+#: (the default encoder's ``output_size`` then).
+OLD_EMBEDDING_WIDTH = 320
+
+
+def save_features(folder, dataset: str, seed: int, features: np.ndarray, y,
+                  embedding_width: int | None = None) -> Path:
+    """Keep what a default model clustered, so the k benchmark scans it without refitting;
+    ``embedding_width``: how many of the first columns are the encoder's embedding (the rest
+    is the random-kernel view)."""
     path = Path(folder) / f"{dataset}-seed{seed}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, features=np.asarray(features, dtype=np.float32),
-                        labels=np.asarray(y))
+    features = np.asarray(features, dtype=np.float32)
+    width = features.shape[1] if embedding_width is None else int(embedding_width)
+    np.savez_compressed(path, features=features, labels=np.asarray(y),
+                        embedding_width=np.asarray(width))
     return path
 
 
@@ -106,6 +117,14 @@ def load_features(path) -> tuple[np.ndarray, np.ndarray]:
     """The features and true labels that :func:`save_features` wrote (no pickles)."""
     data = np.load(path, allow_pickle=False)
     return data["features"], data["labels"]
+
+
+def embedding_width(path) -> int:
+    """How many of the first columns of saved features are the encoder's embedding."""
+    data = np.load(path, allow_pickle=False)
+    if "embedding_width" in data.files:
+        return int(data["embedding_width"])
+    return min(OLD_EMBEDDING_WIDTH, data["features"].shape[1])
 
 
 def _fit_raw(views, k, seed, cfg) -> tuple[np.ndarray, dict]:
@@ -282,8 +301,10 @@ def run(cfg: Config) -> Section:
                                          "status": f"error: {type(exc).__name__}: {exc}"[:160]})
                             continue
                     features = extra.pop("_features", None)
+                    width = extra.pop("_embedding_width", None)
                     if features is not None and cfg.extra.get("features_dir"):
-                        save_features(cfg.extra["features_dir"], name, seed, features, y)
+                        save_features(cfg.extra["features_dir"], name, seed, features, y,
+                                      width)
                     if cfg.verbose:
                         print(f"[bench]   {name} {method} seed {seed}: {t.seconds:.1f} s",
                               flush=True)

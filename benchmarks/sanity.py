@@ -78,10 +78,11 @@ def case_data(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def kmeans_labels(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """K-Means on the features, as the suite's reference: 10 restarts, the fit's seed."""
-    from sklearn.cluster import KMeans
+    """K-Means on the features, as the suite's reference: the estimator's clustering stage
+    with ``clustering="kmeans"`` (Lloyd, 10 restarts), the fit's seed."""
+    from tsc_toolkit.clustering import FeatureClusterer
 
-    return KMeans(k, n_init=10, random_state=seed).fit_predict(features)
+    return FeatureClusterer(k, clustering="kmeans", random_state=seed).fit(features).labels_
 
 
 def recommended_k(model_or_features, k: int, seed: int) -> int:

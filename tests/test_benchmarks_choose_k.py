@@ -95,9 +95,9 @@ def test_clustering_stages_recluster_every_saved_fit_and_compare_with_the_defaul
 
     feats = tmp_path / "features"
     for seed in (0, 1):
-        X, y = make_blobs(n_samples=60, centers=3, n_features=clustering_stages.EMBEDDING + 4,
-                          cluster_std=0.5, random_state=seed)
-        save_features(feats, "GunPoint", seed, X, y)
+        X, y = make_blobs(n_samples=60, centers=3, n_features=20, cluster_std=0.5,
+                          random_state=seed)
+        save_features(feats, "GunPoint", seed, X, y, embedding_width=16)
     out = tmp_path / "stages.md"
     assert clustering_stages.main(["--features", str(feats), "--out", str(out), "--threads",
                                    "1", "--stages",
@@ -136,8 +136,8 @@ def test_kernel_views_default_reproduces_the_fit_and_the_others_change_only_the_
 def test_every_clustering_stage_labels_every_series_into_at_most_k_groups():
     from benchmarks import clustering_stages
 
-    X, y = make_blobs(n_samples=45, centers=3, n_features=clustering_stages.EMBEDDING + 8,
-                      cluster_std=0.5, random_state=0)
+    clustering_stages.set_embedding_width(16)  # the first 16 columns are the "embedding"
+    X, y = make_blobs(n_samples=45, centers=3, n_features=24, cluster_std=0.5, random_state=0)
     X = X.astype(np.float32)
     for name, stage in clustering_stages.STAGES.items():
         labels = np.asarray(stage(X, 3, 0))

@@ -202,7 +202,9 @@ def test_refit_clusters_changes_k_without_touching_the_encoder(data):
     model = CNNKMeans(clusters=3, **SMALL).fit(X)
     before = model.transform(X[:5])
     model.refit_clusters(5)
-    assert model.clusters == 5 and model.cluster_centers_.shape == (5, 8)
+    # the setting stays as set (only __init__ and set_params set parameters)
+    assert model.clusters == 3 and model.n_clusters_ == 5
+    assert model.cluster_centers_.shape == (5, 8)
     assert len(set(model.labels_)) <= 5
     np.testing.assert_array_equal(model.transform(X[:5]), before)
 

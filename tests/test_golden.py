@@ -7,10 +7,10 @@ The records were made on an AMD EPYC processor with torch's CPU build. Another p
 round some convolutions differently; the float comparisons allow for that, the labels do not.
 """
 
+import golden_cases
 import numpy as np
 import pytest
 
-import golden_cases
 from tsc_toolkit import CNNKMeans
 
 FLOAT = dict(rtol=1e-4, atol=1e-4)

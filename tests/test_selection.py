@@ -165,7 +165,7 @@ def test_accepts_a_fitted_cnnkmeans():
     scan = scan_k(model, range(2, 6), n_init=2, n_refs=2, random_state=0)
     # what the clustering stage saw (the embedding and the random-kernel view), clustered by
     # the model's own stage
-    direct = scan_k(model.features_, range(2, 6), algorithm="spectral", n_init=2, n_refs=2,
+    direct = scan_k(model.features_, range(2, 6), clustering="spectral", n_init=2, n_refs=2,
                     random_state=0)
     assert scan.algorithm == "spectral"
     assert scan.scores.equals(direct.scores)
@@ -187,7 +187,7 @@ def test_a_spectral_scan_clusters_each_k_as_the_estimator_does(blobs):
 
     Z = blobs[0]
     scan = scan_k(Z, [2, 3, 4], metrics=["silhouette", "calinski_harabasz"],
-                  algorithm="spectral", n_neighbors=7, graph_weights="unit", n_init=3,
+                  clustering="spectral", n_neighbors=7, graph_weights="unit", n_init=3,
                   random_state=5)
     for k in (2, 3, 4):
         expected = spectral_labels(Z, k, 7, 5, 3, "unit")
@@ -201,7 +201,7 @@ def test_a_spectral_scan_chooses_the_neighbour_count_for_each_k_as_refit_does(bl
     from tsc_toolkit.graph_clustering import spectral_labels
 
     Z = blobs[0]
-    scan = scan_k(Z, [2, 3, 4], metrics=["silhouette"], algorithm="spectral", n_init=3,
+    scan = scan_k(Z, [2, 3, 4], metrics=["silhouette"], clustering="spectral", n_init=3,
                   n_neighbors="auto", random_state=5)
     for k in (2, 3, 4):
         np.testing.assert_array_equal(scan.labels[k], spectral_labels(Z, k, "auto", 5, 3))

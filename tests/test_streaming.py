@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tsc_toolkit import CNNKMeans, read_csv, streaming, write_csv
+from tsc_toolkit.cnn_kmeans import fit_seed
 from tsc_toolkit.csvio import format_predictions_csv
 from tsc_toolkit.datasets import make_series
 
@@ -93,8 +94,9 @@ def test_fit_on_a_sample_is_the_in_memory_fit_of_that_sample(data, tmp_path):
     X = data[0]
     np.save(tmp_path / "x.npy", X)
     streamed = streaming.fit(CNNKMeans(clusters=3, **TINY), tmp_path / "x.npy",
-                             sample_size=30, clustering="sample", progress=False)
-    drawn = streaming.open_series(tmp_path / "x.npy").sample(30, random_state=0)
+                             sample_size=30, cluster_on="sample", progress=False)
+    # the draw is seeded by the model's own seed, as its fit is
+    drawn = streaming.open_series(tmp_path / "x.npy").sample(30, fit_seed(TINY["random_state"]))
     direct = CNNKMeans(clusters=3, **TINY).fit(drawn.X)
     np.testing.assert_array_equal(streamed.cluster_centers_, direct.cluster_centers_)
     np.testing.assert_array_equal(streamed.labels_, direct.labels_)
@@ -114,7 +116,8 @@ def test_webscale_fit_clusters_every_streamed_embedding(data, tmp_path):
     z = np.load(keep)
     np.testing.assert_allclose(z, model.transform(read_csv(tmp_path / "x.csv", channels=2)),
                                **CLOSE)
-    km = WebScaleKMeans(k=3, random_state=0, device="cpu").fit(z)
+    km = WebScaleKMeans(k=3, num_trials=TINY["n_init"], random_state=fit_seed(0),
+                        device="cpu").fit(z)
     np.testing.assert_allclose(model.cluster_centers_, km.cluster_centers_, **CLOSE)
     # predictions use the new centers
     np.testing.assert_array_equal(model.predict(X), km.predict(model.transform(X)))
@@ -122,13 +125,30 @@ def test_webscale_fit_clusters_every_streamed_embedding(data, tmp_path):
     # with a random-kernel view the features are clustered, the centers are mean embeddings
     viewed = streaming.fit(CNNKMeans(clusters=3, clustering="kmeans", kernel_features=40, **TINY),
                            tmp_path / "x.csv", channels=2, sample_size=30, chunk_size=16,
-                           clustering="webscale", progress=False)
+                           cluster_on="all", progress=False)
     assert viewed.features_.shape[1] > 5
     assert viewed.feature_centers_.shape == (3, viewed.features_.shape[1])
     assert viewed.cluster_centers_.shape == (3, 5)
     with pytest.raises(ValueError, match="clustering='kmeans'"):
         streaming.fit(CNNKMeans(clusters=3, clustering="spectral", **TINY), tmp_path / "x.csv",
-                      channels=2, clustering="webscale", progress=False)
+                      channels=2, cluster_on="all", progress=False)
+    # the former name of cluster_on still works, with a warning
+    with pytest.warns(FutureWarning, match="cluster_on"):
+        old = streaming.fit(CNNKMeans(clusters=3, clustering="kmeans", kernel_features=40,
+                                      **TINY), tmp_path / "x.csv", channels=2, sample_size=30,
+                            chunk_size=16, clustering="webscale", progress=False)
+    np.testing.assert_array_equal(old.cluster_centers_, viewed.cluster_centers_)
+
+
+def test_a_streamed_fit_draws_its_sample_with_the_models_seed(data, tmp_path):
+    X = data[0]
+    np.save(tmp_path / "x.npy", X)
+    fits = [streaming.fit(CNNKMeans(clusters=3, **{**TINY, "random_state": seed}),
+                          tmp_path / "x.npy", sample_size=20, progress=False)
+            for seed in (0, 0, 1)]
+    np.testing.assert_array_equal(fits[0].embeddings_, fits[1].embeddings_)
+    assert fits[0].embeddings_.shape != fits[2].embeddings_.shape or not np.array_equal(
+        fits[0].embeddings_, fits[2].embeddings_)
 
 
 def test_a_model_fitted_through_the_estimator_from_a_path(data, tmp_path):

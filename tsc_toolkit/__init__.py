@@ -6,15 +6,7 @@ grouped by spectral clustering of the nearest-neighbour graph (or K-Means). Data
 float32 array ``(n_series, n_channels, length)`` with NaN for missing values and padding.
 """
 
-import os
 from importlib import import_module
-
-# numba's OpenMP layer (behind aeon's MiniRocket, tslearn's KShape, umap-learn) leaves its
-# threads spinning after each parallel region, next to torch's own: measured, CNN-KMeans fits
-# in a process that had run MiniRocket took 1.5x longer. Its workqueue layer sleeps between
-# regions. Only a default: a user's own NUMBA_THREADING_LAYER wins, and it has no effect when
-# numba was imported before this package.
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 from .csvio import read_csv, write_csv, write_predictions_csv
 from .data import TimeSeriesValueError, as_dataset

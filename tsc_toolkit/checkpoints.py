@@ -1,4 +1,5 @@
-"""Training checkpoints of :class:`~tsc_toolkit.CNNKMeans`: write one per epoch, resume the newest.
+"""Training checkpoints of the T-Loss encoder (:class:`~tsc_toolkit.embedding.TLossEncoder`,
+the encoder of :class:`~tsc_toolkit.CNNKMeans`): write one per epoch, resume the newest.
 
 A checkpoint is a folder ``epoch-NNNNNN`` in the model's ``checkpoint_dir`` holding the same
 JSON + safetensors bundle as a saved model, plus the optimizer state, the random generators'
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .persistence import read_bundle, write_bundle
+from .persistence import json_params, read_bundle, write_bundle
 
 __all__ = ["KIND", "list_checkpoints", "save_checkpoint", "resume", "fingerprint"]
 
@@ -41,28 +42,33 @@ def list_checkpoints(checkpoint_dir) -> list[Path]:
     return sorted(p for p in root.glob("epoch-*") if p.is_dir())
 
 
-def save_checkpoint(model, optimizer, rngs: dict, X: np.ndarray, epoch: int) -> Path:
-    """Write the full training state after ``epoch`` and keep only the newest :data:`KEEP`."""
+def save_checkpoint(stage, optimizer, rngs: dict, X: np.ndarray, epoch: int) -> Path:
+    """Write the full training state of the encoder ``stage`` after ``epoch`` and keep only
+    the newest :data:`KEEP`."""
+    from . import __version__
+
     opt = optimizer.state_dict()
-    tensors = {f"encoder.{k}": v for k, v in model.encoder_.state_dict().items()}
+    state, tensors = stage.state()
     for pid, st in opt["state"].items():
         for key, value in st.items():
             tensors[f"optimizer.{pid}.{key}"] = value
-    meta = model._meta()
+    meta = {"library_version": __version__, "params": json_params(stage.get_params()),
+            "state": state}
     meta["checkpoint"] = {
         "epoch": epoch,
         "param_groups": opt["param_groups"],
         "rngs": {name: rng.bit_generator.state for name, rng in rngs.items()},
         "data": fingerprint(X),
     }
-    path = write_bundle(Path(model.checkpoint_dir) / f"epoch-{epoch:06d}", KIND, meta, tensors)
-    for old in list_checkpoints(model.checkpoint_dir)[:-KEEP]:
+    path = write_bundle(Path(stage.checkpoint_dir) / f"epoch-{epoch:06d}", KIND, meta, tensors)
+    for old in list_checkpoints(stage.checkpoint_dir)[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return path
 
 
-def resume(model, optimizer, rngs: dict, X: np.ndarray) -> int | None:
-    """Restore the newest checkpoint into ``model``, ``optimizer`` and ``rngs``.
+def resume(stage, optimizer, rngs: dict, X: np.ndarray) -> int | None:
+    """Restore the newest checkpoint into the encoder ``stage``, ``optimizer`` and ``rngs``
+    (checkpoints written by a CNNKMeans before it had stages hold the same fields).
 
     Returns the number of epochs it had completed, or None when there is no checkpoint.
 
@@ -71,7 +77,7 @@ def resume(model, optimizer, rngs: dict, X: np.ndarray) -> int | None:
     ValueError
         If the checkpoint was written on other data or for another architecture.
     """
-    found = list_checkpoints(model.checkpoint_dir)
+    found = list_checkpoints(stage.checkpoint_dir)
     if not found:
         return None
     latest = found[-1]
@@ -83,13 +89,14 @@ def resume(model, optimizer, rngs: dict, X: np.ndarray) -> int | None:
             "Empty checkpoint_dir (or choose another) to start a new training.")
     saved = meta["params"]
     for name in _ARCHITECTURE:
-        if saved.get(name) != getattr(model, name):
+        if saved.get(name) != getattr(stage, name):
             raise ValueError(f"The checkpoint in {latest} has {name}={saved.get(name)!r} "
-                             f"but this model has {getattr(model, name)!r}.")
-    restored = type(model)._from_meta(meta, tensors, latest)
-    model.encoder_.load_state_dict(restored.encoder_.state_dict())
-    model.scaler_, model.history_ = restored.scaler_, restored.history_
-    model.n_steps_ = restored.n_steps_
+                             f"but this model has {getattr(stage, name)!r}.")
+    params = {name: saved[name] for name in _ARCHITECTURE}
+    restored = type(stage).from_state(params, meta["state"], tensors, latest)
+    stage.module_.load_state_dict(restored.module_.state_dict())
+    stage.scaler_, stage.history_ = restored.scaler_, restored.history_
+    stage.n_steps_ = restored.n_steps_
     state: dict = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -99,6 +106,6 @@ def resume(model, optimizer, rngs: dict, X: np.ndarray) -> int | None:
     for name, rng in rngs.items():
         if name in ck["rngs"]:
             rng.bit_generator.state = ck["rngs"][name]
-    if model.verbose:
+    if stage.verbose:
         print(f"Resuming from {latest} (epoch {ck['epoch']}).", flush=True)
     return int(ck["epoch"])

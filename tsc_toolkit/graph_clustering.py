@@ -240,9 +240,13 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors, random_state: int
         return model.fit_predict(A).astype(np.int64)
 
 
-def member_means(features: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+def member_means(features: np.ndarray, labels: np.ndarray, k: int,
+                 chunk_size: int = 65536) -> np.ndarray:
     """Mean of each cluster's rows, in float64 (a cluster without members gets the overall
     mean).
+
+    More rows than ``chunk_size`` (a memory-mapped file of embeddings, say) are read a chunk
+    at a time, so the memory used is that of one chunk.
 
     Examples
     --------
@@ -251,12 +255,22 @@ def member_means(features: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray
     >>> member_means(np.array([[0.0], [2.0], [5.0]]), np.array([0, 0, 1]), 3).ravel().tolist()
     [1.0, 5.0, 2.3333333333333335]
     """
-    centers = np.tile(features.mean(axis=0), (k, 1)).astype(np.float64)
-    for c in range(k):
-        members = labels == c
-        if members.any():
-            centers[c] = features[members].mean(axis=0)
-    return centers
+    labels = np.asarray(labels)
+    if len(features) <= chunk_size:
+        centers = np.tile(features.mean(axis=0), (k, 1)).astype(np.float64)
+        for c in range(k):
+            members = labels == c
+            if members.any():
+                centers[c] = features[members].mean(axis=0)
+        return centers
+    sums = np.zeros((k, features.shape[1]), dtype=np.float64)
+    counts = np.zeros(k, dtype=np.int64)
+    for start in range(0, len(features), chunk_size):
+        lab = labels[start:start + chunk_size]
+        np.add.at(sums, lab, np.asarray(features[start:start + chunk_size], dtype=np.float64))
+        counts += np.bincount(lab, minlength=k)
+    overall = sums.sum(axis=0) / max(int(counts.sum()), 1)
+    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], overall)
 
 
 def neighbour_vote(train: np.ndarray, labels: np.ndarray, query: np.ndarray, n_neighbors: int,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ModelFormatError", "write_bundle", "read_bundle", "FORMAT_VERSION",
+__all__ = ["ModelFormatError", "write_bundle", "read_bundle", "json_params", "FORMAT_VERSION",
            "CONFIG_FILE", "WEIGHTS_FILE"]
 
 FORMAT_VERSION = 1
@@ -103,3 +103,15 @@ def read_bundle(path: str | os.PathLike, kind: str) -> tuple[dict, dict]:
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFormatError(f"{weights_path} is damaged: {err}.") from None
     return meta, tensors
+
+
+def json_params(params: dict) -> dict:
+    """``get_params()`` made JSON-ready: paths and devices as text, a RandomState as None."""
+    params = dict(params)
+    if params.get("checkpoint_dir") is not None:
+        params["checkpoint_dir"] = str(params["checkpoint_dir"])
+    if "device" in params:
+        params["device"] = str(params["device"])
+    if not isinstance(params.get("random_state"), (int, type(None))):
+        params["random_state"] = None
+    return params

@@ -32,6 +32,8 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
+from .clustering.stage import inertia
+
 __all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED", "RECOMMENDED_SPECTRAL", "recommended_order"]
 
 METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap")
@@ -43,14 +45,13 @@ _COLUMNS = ["k", "inertia", "silhouette", "calinski_harabasz", "davies_bouldin",
 #: Calinski-Harabasz 15 times (11 exactly), silhouette 15 (9), Davies-Bouldin 13 (6), the
 #: inertia elbow 5 (0), the gap statistic 3 (2).
 RECOMMENDED = ("calinski_harabasz", "silhouette", "davies_bouldin", "inertia", "gap")
-#: The same for a scan with ``algorithm="spectral"`` (the clustering of a default CNNKMeans,
+#: The same for a scan with ``clustering="spectral"`` (the clustering of a default CNNKMeans,
 #: and what :func:`scan_k` does with a fitted model). On the same panel and features the
 #: silhouette of the spectral partitions was within one of the number of classes on 16 of
 #: the 31 sets at each of the three seeds (9, 10, 10 exactly), Calinski-Harabasz on 15, 16, 16,
 #: Davies-Bouldin on 15, 16, 16; on the 18 held-out sets silhouette 9, Calinski-Harabasz 8,
 #: Davies-Bouldin 6 (seed 0). Always answering 2 scores 17 on the panel, 6 held out.
 RECOMMENDED_SPECTRAL = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia", "gap")
-_ALGORITHMS = ("spectral", "lloyd", "elkan", "webscale")
 
 
 def recommended_order(algorithm: str) -> tuple[str, ...]:
@@ -83,9 +84,9 @@ class KScan:
     gap_reference : str
         ``"pca"`` or ``"box"``: where the gap statistic's reference points were drawn.
     algorithm : str
-        What clustered each k: ``"spectral"`` (the clustering stage of CNNKMeans), or
-        K-Means with ``"lloyd"``, ``"elkan"`` or ``"webscale"``. ``centers`` of a spectral
-        scan are the means of each cluster's points.
+        What clustered each k: ``"spectral"`` (spectral clustering), or K-Means with
+        ``"lloyd"``, ``"elkan"`` or ``"webscale"``. ``centers`` of a spectral scan are the
+        means of each cluster's points.
     """
 
     scores: pd.DataFrame
@@ -95,6 +96,11 @@ class KScan:
     elbow_method: str | None = None
     gap_reference: str = "pca"
     algorithm: str = "lloyd"
+
+    @property
+    def clustering(self) -> str:
+        """``"spectral"`` or ``"kmeans"``, as ``CNNKMeans(clustering=...)`` names it."""
+        return "spectral" if self.algorithm == "spectral" else "kmeans"
 
     @property
     def k_values(self) -> list[int]:
@@ -144,6 +150,7 @@ class KScan:
 
 def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
            metrics: Iterable[str] = METRICS,
+           clustering: str | None = None,
            algorithm: str | None = None,
            n_init: int = 10,
            n_neighbors: int | str | None = None,
@@ -167,16 +174,19 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
         Any of ``"inertia"`` (elbow), ``"silhouette"``, ``"calinski_harabasz"``,
         ``"davies_bouldin"``, ``"gap"``. The gap statistic is the costly one: it clusters
         ``n_refs`` reference sets for every k.
-    algorithm : {"spectral", "lloyd", "elkan", "webscale"} or None, default=None
-        What clusters each k. ``"spectral"``: the clustering stage of a default
-        :class:`tsc_toolkit.CNNKMeans`, spectral clustering of the ``n_neighbors``-nearest
-        neighbour graph (:func:`tsc_toolkit.graph_clustering.spectral_labels`): each k
-        is clustered the way ``refit_clusters(k)`` would cluster it.
-        ``"lloyd"``, ``"elkan"``: scikit-learn's ``KMeans`` with this algorithm;
-        ``"webscale"``: :class:`tsc_toolkit.kmeans.WebScaleKMeans` (SageMaker's built-in
-        K-Means). None: the model's own stage when ``X`` is a fitted CNNKMeans (its
-        ``clustering``, ``algorithm``, ``n_neighbors`` and ``graph_weights``), ``"lloyd"``
-        for an array. The same algorithm clusters the gap's reference sets.
+    clustering : {"spectral", "kmeans"} or None, default=None
+        What clusters each k, in the words of :class:`tsc_toolkit.CNNKMeans` (its
+        clustering stage, :class:`tsc_toolkit.clustering.FeatureClusterer`): ``"spectral"``,
+        spectral clustering of the ``n_neighbors``-nearest neighbour graph (each k clustered
+        the way ``refit_clusters(k)`` would cluster it), or ``"kmeans"``. None: the model's
+        own when ``X`` is a fitted CNNKMeans (its ``clustering``, ``algorithm``,
+        ``n_neighbors`` and ``graph_weights``), ``"kmeans"`` for an array or when
+        ``algorithm`` is given. The same stage clusters the gap's reference sets.
+    algorithm : {"lloyd", "elkan", "webscale"} or None, default=None
+        The K-Means variant of ``"kmeans"``: scikit-learn's ``KMeans`` with this algorithm,
+        or :class:`tsc_toolkit.kmeans.WebScaleKMeans` (SageMaker's built-in K-Means). None:
+        the model's, else ``"lloyd"``. ``algorithm="spectral"``, the former way to ask for
+        spectral clustering, still works (with a FutureWarning).
     n_init : int, default=10
         Restarts of each K-Means fit, the best kept (``num_trials`` for ``"webscale"``; the
         restarts of the K-Means step on the spectral embedding for ``"spectral"``).
@@ -233,7 +243,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     {'inertia': 4, 'silhouette': 4, 'calinski_harabasz': 4, 'davies_bouldin': 4, 'gap': 4}
     >>> scan.algorithm, scan.best_k_, scan.recommended_by
     ('lloyd', 4, 'calinski_harabasz')
-    >>> spectral = scan_k(X, range(2, 8), metrics=["silhouette"], algorithm="spectral",
+    >>> spectral = scan_k(X, range(2, 8), metrics=["silhouette"], clustering="spectral",
     ...                   random_state=0)
     >>> spectral.best_k_, spectral.recommended_by
     (4, 'silhouette')
@@ -248,11 +258,12 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     n = len(Z)
     metrics = _check_metrics(metrics)
     ks = _check_ks(k_range, n, elbow="inertia" in metrics)
-    algorithm, graph = _stage(X, algorithm, n_neighbors, graph_weights)
-    if gap_reference not in _REFERENCES:
-        raise ValueError(f"gap_reference must be one of {_REFERENCES}, got {gap_reference!r}.")
     if not isinstance(n_init, Integral) or n_init < 1:
         raise ValueError(f"n_init must be a positive integer, got {n_init!r}.")
+    stage = _stage(X, clustering, algorithm, n_neighbors, graph_weights, n_init)
+    algorithm = "spectral" if stage.clustering == "spectral" else stage.algorithm
+    if gap_reference not in _REFERENCES:
+        raise ValueError(f"gap_reference must be one of {_REFERENCES}, got {gap_reference!r}.")
     if not isinstance(n_refs, Integral) or n_refs < 1:
         raise ValueError(f"n_refs must be a positive integer, got {n_refs!r}.")
     if sample_size is not None and (not isinstance(sample_size, Integral) or sample_size < 2):
@@ -263,19 +274,20 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     else:
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     rng = np.random.default_rng(seed)
+    stage.set_params(random_state=seed)
 
     rows, labels, centers = [], {}, {}
     references = (_reference_sets(Z, n_refs, gap_reference, rng) if "gap" in metrics else [])
     for k in ks:
-        lab, cen = _cluster(Z, k, algorithm, n_init, seed, graph)
+        lab, cen = _cluster(Z, k, stage)
         labels[k], centers[k] = lab, cen
         row = dict.fromkeys(_COLUMNS, np.nan)
         row["k"] = k
-        row["inertia"] = _inertia(Z, lab, cen)
+        row["inertia"] = inertia(Z, lab, cen)
         row.update(_criteria(Z, lab, metrics, sample_size, seed))
         if "gap" in metrics:
             ref_logw = np.array([
-                np.log(_inertia(R, *_cluster(R, k, algorithm, n_init, seed, graph)))
+                np.log(inertia(R, *_cluster(R, k, stage)))
                 for R in references])
             row["gap"] = float(ref_logw.mean() - np.log(row["inertia"]))
             row["gap_se"] = float(ref_logw.std() * np.sqrt(1.0 + 1.0 / n_refs))
@@ -337,20 +349,27 @@ def _embeddings(X) -> np.ndarray:
     return Z
 
 
-def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int | str, str]]:
-    """The clustering algorithm of a scan and, for a spectral one, its graph's settings."""
+def _stage(X, clustering, algorithm, n_neighbors, graph_weights, n_init):
+    """The clustering stage of a scan (unfitted): the model's, with what the call overrides."""
+    from .clustering.stage import CLUSTERINGS, KMEANS_ALGORITHMS, FeatureClusterer
     from .graph_clustering import GRAPH_WEIGHTS
 
+    if algorithm == "spectral":
+        warnings.warn("scan_k(algorithm='spectral') is now clustering='spectral'.",
+                      FutureWarning, stacklevel=3)
+        clustering, algorithm = "spectral", None
     model = X if _is_model(X) else None
+    if clustering is None:  # naming a K-Means variant asks for K-Means
+        clustering = "kmeans" if algorithm is not None else getattr(model, "clustering",
+                                                                     "kmeans")
+    if clustering not in CLUSTERINGS:
+        raise ValueError(f"clustering must be one of {CLUSTERINGS} or None, got "
+                         f"{clustering!r}.")
     if algorithm is None:
-        if model is None:
-            algorithm = "lloyd"
-        elif getattr(model, "clustering", "kmeans") == "spectral":
-            algorithm = "spectral"
-        else:
-            algorithm = getattr(model, "algorithm", "lloyd")
-    if algorithm not in _ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {_ALGORITHMS} or None, got {algorithm!r}.")
+        algorithm = getattr(model, "algorithm", "lloyd")
+    if algorithm not in KMEANS_ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {KMEANS_ALGORITHMS} or None, got "
+                         f"{algorithm!r}.")
     if n_neighbors is None:
         n_neighbors = getattr(model, "n_neighbors", "auto")
     if graph_weights is None:
@@ -362,7 +381,9 @@ def _stage(X, algorithm, n_neighbors, graph_weights) -> tuple[str, tuple[int | s
     if graph_weights not in GRAPH_WEIGHTS:
         raise ValueError(f"graph_weights must be one of {GRAPH_WEIGHTS}, got "
                          f"{graph_weights!r}.")
-    return algorithm, (n_neighbors if n_neighbors == "auto" else int(n_neighbors), graph_weights)
+    return FeatureClusterer(2, clustering, algorithm, int(n_init),
+                            n_neighbors if n_neighbors == "auto" else int(n_neighbors),
+                            graph_weights, device="cpu")
 
 
 def _check_metrics(metrics) -> tuple[str, ...]:
@@ -402,28 +423,12 @@ def _check_ks(k_range, n: int, elbow: bool) -> list[int]:
 # ----------------------------------------------------------------------- computation
 
 
-def _cluster(Z: np.ndarray, k: int, algorithm: str, n_init: int, seed: int,
-             graph: tuple[int | str, str] = (10, "local-scaling")):
-    if algorithm == "spectral":
-        from .graph_clustering import member_means, spectral_labels
+def _cluster(Z: np.ndarray, k: int, stage) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and centers of ``Z`` in ``k`` clusters by the scan's clustering stage."""
+    from sklearn.base import clone
 
-        labels = spectral_labels(Z, k, graph[0], seed, n_init, graph[1])
-        return labels, member_means(Z, labels, k).astype(Z.dtype)
-    if algorithm == "webscale":
-        from .kmeans import WebScaleKMeans
-
-        km = WebScaleKMeans(k=k, num_trials=n_init, random_state=seed, device="cpu").fit(Z)
-    else:
-        from sklearn.cluster import KMeans
-
-        km = KMeans(n_clusters=k, algorithm=algorithm, n_init=n_init, random_state=seed).fit(Z)
-    return (np.asarray(km.labels_, dtype=np.int64),
-            np.asarray(km.cluster_centers_, dtype=Z.dtype))
-
-
-def _inertia(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
-    diff = Z.astype(np.float64) - centers.astype(np.float64)[labels]
-    return float(np.einsum("ij,ij->", diff, diff))
+    fitted = clone(stage).set_params(n_clusters=k).fit(Z)
+    return fitted.labels_, fitted.cluster_centers_.astype(Z.dtype)
 
 
 def _criteria(Z, labels, metrics, sample_size, seed) -> dict[str, float]:

@@ -5,9 +5,9 @@ chunk at a time, embed the chunk, and either append the results to a file (``.np
 fg's CSV; see :mod:`tsc_toolkit.sinks`) or gather them. With an output file, memory is bounded
 by the chunk size whatever the number of series. ``fit`` trains the encoder on series drawn
 from the source (the triplet windows are cut from those), then clusters either that sample's
-embeddings (``clustering="sample"``) or the embeddings of every series, streamed to a
+embeddings (``cluster_on="sample"``) or the embeddings of every series, streamed to a
 ``.npy`` file and clustered from there by :class:`~tsc_toolkit.kmeans.WebScaleKMeans`
-(``clustering="webscale"``).
+(``cluster_on="all"``).
 
 :class:`~tsc_toolkit.CNNKMeans` sends a source or a path given to its own ``fit``,
 ``transform``, ``predict`` or ``assign`` here, with the defaults below.
@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .assignment import Assignment
 from .sinks import open_writer
 from .sources import SeriesSource, open_series
-from .training import nearest_centers
 
 __all__ = ["transform", "predict", "assign", "fit", "embed_chunks", "is_chunked",
            "CHUNK_SIZE", "SAMPLE_SIZE"]
@@ -82,8 +82,6 @@ def embed_chunks(model, source, *, chunk_size: int = CHUNK_SIZE, progress: bool 
 
 
 def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open_options):
-    from .cnn_kmeans import Assignment
-
     writer = open_writer(output, kind) if output is not None else None
     parts: list[tuple] = []
     try:
@@ -159,10 +157,10 @@ def assign(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
     return _run(model, source, output, "assign", chunk_size, progress, open_options)
 
 
-def fit(model, source, *, sample_size: int = SAMPLE_SIZE, clustering: str = "auto",
+def fit(model, source, *, sample_size: int = SAMPLE_SIZE, cluster_on: str = "auto",
         embeddings: str | os.PathLike | None = None, X_valid=None, callbacks=None,
-        chunk_size: int = CHUNK_SIZE, progress: bool = True, random_state: int | None = 0,
-        **open_options):
+        chunk_size: int = CHUNK_SIZE, progress: bool = True, random_state=None,
+        clustering: str | None = None, **open_options):
     """Train ``model`` on series drawn from ``source`` and cluster without loading it whole.
 
     Parameters
@@ -173,26 +171,30 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, clustering: str = "aut
     sample_size : int, default=20000
         Series drawn uniformly (random rows of a ``.npy``, one reservoir pass otherwise); the
         encoder trains on windows of these, and only these are in memory.
-    clustering : {"auto", "sample", "webscale"}, default="auto"
-        ``"sample"``: the centers are K-Means on the drawn series' embeddings (what
-        ``model.fit`` computes); stream :func:`predict` afterwards to label every series.
-        ``"webscale"`` (``CNNKMeans(clustering="kmeans")`` only): what the model clusters
-        (the embedding, beside its random-kernel view when it has one) is streamed for every
-        series into ``embeddings``, a ``.npy``, and
-        :class:`~tsc_toolkit.kmeans.WebScaleKMeans` clusters that file from disk; its centers
-        become ``feature_centers_`` (``cluster_centers_``: the members' mean embeddings).
-        ``"auto"``: ``"webscale"`` when the model clusters with K-Means and the source holds
-        more series than ``sample_size`` (or does not say), else ``"sample"`` (spectral
-        clustering labels new series by their neighbours in the sample).
+    cluster_on : {"auto", "sample", "all"}, default="auto"
+        Which series the clustering stage is fitted on. ``"sample"``: the drawn series (what
+        ``model.fit`` does); stream :func:`predict` afterwards to label every series.
+        ``"all"`` (models with ``clustering="kmeans"`` only): what the model clusters (the
+        embedding, beside its random-kernel view when it has one) is streamed for every
+        series into ``embeddings``, a ``.npy``, and the model's clustering stage
+        (:meth:`CNNKMeans.make_clusterer` with ``algorithm="webscale"``, whichever K-Means
+        variant the model names: only that one reads a file a chunk at a time) clusters that
+        file from disk; ``cluster_centers_`` are then the members' mean embeddings.
+        ``"auto"``: ``"all"`` when the model clusters with K-Means and the source holds more
+        series than ``sample_size`` (or does not say), else ``"sample"`` (spectral clustering
+        labels new series by their neighbours in the sample).
     embeddings : path, optional
-        Where ``"webscale"`` keeps the clustered features of every series (a temporary file,
+        Where ``"all"`` keeps the clustered features of every series (a temporary file,
         removed at the end, by default).
     X_valid, callbacks
         As for :meth:`CNNKMeans.fit`.
     chunk_size, progress, **open_options
         As for :func:`transform`.
-    random_state : int or None, default=0
-        Seed of the draw.
+    random_state : int, RandomState or None, default=None
+        Seed of the draw and of the clustering of every series (an int is used as it is);
+        None: the model's own seed, derived from its ``random_state`` as its fit derives it.
+    clustering : {"sample", "webscale"}, optional
+        The former name of ``cluster_on`` (``"webscale"`` is ``"all"``); deprecated.
 
     Returns
     -------
@@ -201,60 +203,46 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, clustering: str = "aut
         ``n_series_streamed_`` counts the series clustered (the sample's size for
         ``"sample"``).
     """
-    if clustering not in ("auto", "sample", "webscale"):
-        raise ValueError(f"clustering must be 'auto', 'sample' or 'webscale', got "
-                         f"{clustering!r}.")
+    from .seeding import fit_seed, stage_seed
+
+    if clustering is not None:
+        import warnings
+
+        warnings.warn("streaming.fit(clustering=...) is now cluster_on= ('webscale' is "
+                      "'all').", FutureWarning, stacklevel=2)
+        cluster_on = {"webscale": "all"}.get(clustering, clustering)
+    if cluster_on not in ("auto", "sample", "all"):
+        raise ValueError(f"cluster_on must be 'auto', 'sample' or 'all', got {cluster_on!r}.")
     graph = getattr(model, "clustering", "kmeans") == "spectral"
-    if clustering == "webscale" and graph:
-        raise ValueError("clustering='webscale' needs CNNKMeans(clustering='kmeans'): spectral "
+    if cluster_on == "all" and graph:
+        raise ValueError("cluster_on='all' needs CNNKMeans(clustering='kmeans'): spectral "
                          "clustering labels new series by their neighbours in the sample.")
+    seed = fit_seed(model.random_state) if random_state is None else stage_seed(random_state)
     source = open_series(source, **_open_defaults(model, open_options, fitted=False))
-    drawn = source.sample(int(sample_size), random_state)
+    drawn = source.sample(int(sample_size), seed)
     model.fit(drawn.X, X_valid=X_valid, callbacks=callbacks)
-    if clustering == "auto":
+    if cluster_on == "auto":
         total = source.n_series
         larger = total is None or total > len(drawn.ids)
-        clustering = "webscale" if larger and not graph else "sample"
+        cluster_on = "all" if larger and not graph else "sample"
     model.n_series_streamed_ = len(drawn.ids)
-    if clustering == "sample":
+    if cluster_on == "sample":
         return model
     with tempfile.TemporaryDirectory(prefix="tsc-embeddings-") as tmp:
         path = Path(embeddings) if embeddings is not None else Path(tmp) / "embeddings.npy"
         emb_path = Path(tmp) / "model-embeddings.npy"
+        width = model.embeddings_.shape[1]
         with open_writer(path, "transform") as features, \
                 open_writer(emb_path, "transform") as plain:
             for chunk in _chunks(model, source, chunk_size, progress, {}):
-                z = model.transform(chunk.X)
-                # what the model clusters: the embedding, beside its random-kernel view if any
-                features.write(chunk.ids, embeddings=model._features(chunk.X, z))
-                plain.write(chunk.ids, embeddings=z)
-        from .kmeans import WebScaleKMeans
-
-        seed = None if random_state is None else int(random_state)
-        km = WebScaleKMeans(k=model.clusters, random_state=seed, device=model.device).fit(
-            np.load(path, mmap_mode="r"))
-        model.feature_centers_ = np.asarray(km.cluster_centers_, dtype=np.float32)
-        if getattr(model, "kernel_view_", None) is None:  # the features are the embeddings
-            model.cluster_centers_ = model.feature_centers_
-        else:
-            model.cluster_centers_ = _member_means(np.load(emb_path, mmap_mode="r"),
-                                                   km.labels_, model.clusters)
-        model.n_series_streamed_ = int(len(km.labels_))
-    model.labels_ = nearest_centers(model.features_, model.feature_centers_)[0]
-    dist = np.linalg.norm(model.embeddings_ - model.cluster_centers_[model.labels_], axis=1)
-    model.inertia_ = float((dist.astype(np.float64) ** 2).sum())
+                f = model.cluster_features(chunk.X)  # the embedding comes first
+                features.write(chunk.ids, embeddings=f)
+                plain.write(chunk.ids, embeddings=f[:, :width])
+        clusterer = model.make_clusterer(model.n_clusters_, seed).set_params(
+            algorithm="webscale").fit(np.load(path, mmap_mode="r"))
+        model.set_clusterer(clusterer, embeddings=np.load(emb_path, mmap_mode="r"))
+        model.n_series_streamed_ = int(len(clusterer.labels_))
     return model
-
-
-def _member_means(z, labels: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:
-    """Mean embedding of each cluster, read from a memmap a chunk at a time."""
-    sums = np.zeros((k, z.shape[1]), dtype=np.float64)
-    counts = np.zeros(k, dtype=np.int64)
-    for start in range(0, len(z), chunk):
-        lab = labels[start:start + chunk]
-        np.add.at(sums, lab, np.asarray(z[start:start + chunk], dtype=np.float64))
-        counts += np.bincount(lab, minlength=k)
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
 
 def _open_defaults(model, options: dict, fitted: bool = True) -> dict:

@@ -4,7 +4,9 @@ scikit-learn's ``check_estimator`` assumes rows of features. :class:`~tsc_toolki
 reads rows as time series, so a few checks meet a different, intended behaviour. They are
 listed, each with its reason, by :func:`expected_failed_checks`, in the form that
 ``check_estimator(..., expected_failed_checks=...)`` (scikit-learn >= 1.6) takes.
-:class:`~tsc_toolkit.kmeans.WebScaleKMeans` is a vector-space estimator and passes them all.
+:class:`~tsc_toolkit.kmeans.WebScaleKMeans` and the clustering stage
+:class:`~tsc_toolkit.clustering.FeatureClusterer` are vector-space estimators and pass them
+all.
 
 Examples
 --------
@@ -44,14 +46,32 @@ _CNN_KMEANS = {
 }
 
 
+_TLOSS_ENCODER = {
+    "check_fit2d_1feature": _CNN_KMEANS["check_fit2d_1feature"],
+    "check_fit2d_predict1d": (
+        "a 1-D array is one series (its values are time steps), so transform answers for it "
+        "instead of refusing it"),
+    "check_fit1d": (
+        "a 1-D array is one series (its values are time steps), so fit trains on it instead "
+        "of refusing it"),
+    "check_n_features_in_after_fitting": _OTHER_LENGTHS,
+    "check_transformer_general": _OTHER_LENGTHS,
+    "check_transformer_preserve_dtypes": (
+        "embeddings are float32 whatever the input's dtype, as every array of the toolkit "
+        "(the data convention is float32 with NaN for gaps)"),
+    "check_estimators_pickle": _CNN_KMEANS["check_estimators_pickle"],
+}
+
+
 def expected_failed_checks(estimator) -> dict[str, str]:
     """The scikit-learn checks ``estimator`` is expected to fail: ``{check name: reason}``.
 
     Parameters
     ----------
     estimator : estimator instance
-        A :class:`~tsc_toolkit.CNNKMeans` (a few time-series semantics differ from
-        scikit-learn's rows of features), or any other toolkit estimator (none).
+        A :class:`~tsc_toolkit.CNNKMeans` or :class:`~tsc_toolkit.embedding.TLossEncoder` (a
+        few time-series semantics differ from scikit-learn's rows of features), or any other
+        toolkit estimator (none).
 
     Returns
     -------
@@ -59,5 +79,8 @@ def expected_failed_checks(estimator) -> dict[str, str]:
         Pass it as ``check_estimator(estimator, expected_failed_checks=...)``.
     """
     from .cnn_kmeans import CNNKMeans
+    from .embedding import TLossEncoder
 
-    return dict(_CNN_KMEANS) if isinstance(estimator, CNNKMeans) else {}
+    if isinstance(estimator, CNNKMeans):
+        return dict(_CNN_KMEANS)
+    return dict(_TLOSS_ENCODER) if isinstance(estimator, TLossEncoder) else {}

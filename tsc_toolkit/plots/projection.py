@@ -88,6 +88,14 @@ class Projector(TransformerMixin, BaseEstimator):
             return TSNE(n_components=self.n_components, random_state=self.random_state,
                         **params)
         if self.method == "umap":
+            import os
+
+            # numba's OpenMP layer (behind umap-learn) leaves its threads spinning after each
+            # parallel region, next to torch's own: measured, CNN-KMeans fits in a process that
+            # had run numba's OpenMP code took 1.5x longer. Its workqueue layer sleeps between
+            # regions. Only a default: a user's own NUMBA_THREADING_LAYER wins, and it has no
+            # effect when numba was imported before.
+            os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
             try:
                 import umap
             except ImportError as err:

@@ -289,7 +289,8 @@ class KSelector(WidgetBase):
 
 
 class EmbeddingsModel:
-    """Stand-in for a fitted model over given embeddings (plain scikit-learn K-Means).
+    """Stand-in for a fitted model over given embeddings, clustered by K-Means (the clustering
+    stage :class:`tsc_toolkit.clustering.FeatureClusterer` with ``clustering="kmeans"``).
 
     Lets :class:`KSelector` and :class:`ClusterExplorer` work on any embeddings.
 
@@ -307,11 +308,12 @@ class EmbeddingsModel:
 
     def refit_clusters(self, k: int) -> EmbeddingsModel:
         """Cluster the embeddings into ``k`` clusters."""
-        from sklearn.cluster import KMeans
+        from ..clustering import FeatureClusterer
 
-        km = KMeans(n_clusters=int(k), n_init=10, random_state=self.random_state)
-        self.labels_ = km.fit_predict(self.embeddings_)
-        self.cluster_centers_ = km.cluster_centers_.astype(np.float32)
-        self.inertia_ = float(km.inertia_)
-        self.clusters = int(k)
+        stage = FeatureClusterer(int(k), clustering="kmeans", random_state=self.random_state)
+        stage.fit(self.embeddings_)
+        self.labels_ = stage.labels_
+        self.cluster_centers_ = stage.cluster_centers_
+        self.inertia_ = stage.inertia_
+        self.n_clusters_ = int(k)
         return self

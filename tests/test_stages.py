@@ -1,0 +1,174 @@
+"""CNNKMeans is a composition of three fitted stages, each usable alone: the T-Loss encoder
+(TLossEncoder), the random-kernel view (RandomKernelFeatures) and the clustering stage
+(FeatureClusterer)."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.pipeline import Pipeline
+
+from tsc_toolkit import CNNKMeans
+from tsc_toolkit.clustering import FeatureClusterer
+from tsc_toolkit.datasets import make_series
+from tsc_toolkit.embedding import TLossEncoder
+from tsc_toolkit.persistence import ModelFormatError
+from tsc_toolkit.random_kernels import RandomKernelFeatures
+
+SMALL = dict(blocks=2, filters=12, reduced_size=12, output_size=8, max_steps=10, batch_size=8,
+             random_state=0, device="cpu")
+PACKAGE = Path(__file__).resolve().parents[1] / "tsc_toolkit"
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_series(48, n_clusters=3, length=36, missing_rate=0.05, short_fraction=0.3,
+                       random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return CNNKMeans(clusters=3, kernel_features=300, **SMALL).fit(data[0])
+
+
+def test_the_stages_built_by_hand_give_the_estimators_labels(data, model):
+    from tsc_toolkit.cnn_kmeans import fit_seed
+
+    X = data[0]
+    seed = fit_seed(model.random_state)
+    encoder = TLossEncoder(**model.encoder_params(seed))
+    z = encoder.fit_transform(X)
+    view = RandomKernelFeatures(300, random_state=seed).fit_transform(encoder.scale(X))
+    features = np.hstack([z, view]).astype(np.float32)
+    stage = FeatureClusterer(3, random_state=seed).fit(features)
+    np.testing.assert_array_equal(z, model.embeddings_)
+    np.testing.assert_array_equal(features, model.features_)
+    np.testing.assert_array_equal(stage.labels_, model.labels_)
+
+
+def test_the_estimators_stages_answer_as_the_estimator(data, model):
+    X = data[0][:10]
+    np.testing.assert_array_equal(model.encoder_stage_.transform(X), model.transform(X))
+    np.testing.assert_array_equal(model.clusterer_.predict(model.cluster_features(X)),
+                                  model.predict(X))
+    assert model.encoder_ is model.encoder_stage_.module_
+    assert model.feature_centers_ is model.clusterer_.cluster_centers_
+    assert model.n_neighbors_ == model.clusterer_.n_neighbors_
+
+
+def test_the_encoder_alone_in_a_scikit_learn_pipeline(data):
+    X, y = data
+    pipe = Pipeline([("embed", TLossEncoder(**SMALL)),
+                     ("cluster", KMeans(3, n_init=2, random_state=0))])
+    labels = pipe.fit_predict(X)
+    assert labels.shape == (len(X),)
+    assert clone(pipe).get_params()["embed__output_size"] == 8
+    enc = pipe.named_steps["embed"]
+    assert enc.n_steps_ == 10 and len(enc.history_) >= 1
+    np.testing.assert_array_equal(pipe.named_steps["cluster"].labels_,
+                                  pipe.predict(X))
+
+
+def test_the_encoder_saves_and_loads_on_its_own(data, tmp_path):
+    X = data[0]
+    enc = TLossEncoder(**{**SMALL, "normalize": "standard"}).fit(X)
+    path = enc.save(tmp_path / "encoder")
+    back = TLossEncoder.load(path)
+    np.testing.assert_array_equal(back.transform(X), enc.transform(X))
+    assert back.get_params() == enc.get_params()
+    with pytest.raises(ModelFormatError):
+        CNNKMeans.load(path)  # an encoder is not a whole model
+
+
+def test_swapping_the_clustering_stage(data, model):
+    import copy
+
+    X = data[0]
+    swapped = copy.copy(model)
+    stage = FeatureClusterer(4, clustering="kmeans", n_init=2, random_state=0)
+    swapped.set_clusterer(stage.fit(model.features_))
+    assert swapped.n_clusters_ == 4 and swapped.cluster_centers_.shape == (4, 8)
+    np.testing.assert_array_equal(swapped.labels_, stage.labels_)
+    np.testing.assert_array_equal(swapped.predict(X), stage.predict(model.cluster_features(X)))
+    assert model.n_clusters_ == 3  # a shallow copy: the original keeps its own stage
+
+
+def test_the_clustering_stage_alone(tmp_path):
+    rng = np.random.default_rng(0)
+    F = np.vstack([rng.normal(c, 0.1, (30, 3)) for c in (0.0, 2.0, 4.0)]).astype(np.float32)
+    for clustering in ("spectral", "kmeans"):
+        stage = FeatureClusterer(3, clustering=clustering, random_state=0).fit(F)
+        assert sorted(np.bincount(stage.labels_)) == [30, 30, 30]
+        np.testing.assert_array_equal(stage.predict(F), stage.labels_)
+        assert stage.cluster_centers_.dtype == np.float32 and stage.inertia_ > 0
+    with pytest.raises(ValueError, match="more than the 90 training points"):
+        FeatureClusterer(91).fit(F)
+    # the web-scale variant clusters a memory-mapped file
+    np.save(tmp_path / "f.npy", F)
+    stage = FeatureClusterer(3, clustering="kmeans", algorithm="webscale", random_state=0,
+                             device="cpu").fit(np.load(tmp_path / "f.npy", mmap_mode="r"))
+    assert sorted(np.bincount(stage.labels_)) == [30, 30, 30]
+
+
+def test_methods_do_not_rewrite_parameters(data, model, tmp_path):
+    import copy
+
+    X = data[0]
+    m = copy.deepcopy(model)
+    before = m.get_params()
+    m.refit_clusters(2)
+    assert m.get_params() == before and m.n_clusters_ == 2
+    loaded = CNNKMeans.load(model.save(tmp_path / "m"), device="cpu")
+    assert loaded.get_params()["device"] == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def _module_imports(path: Path) -> set[str]:
+    """The package modules ``path`` imports, at any depth of its code."""
+    package = "tsc_toolkit"
+    here = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if here.endswith(".__init__"):
+        here = here[: -len(".__init__")]
+        base = here.split(".")
+    else:
+        base = here.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = base[: len(base) - node.level + 1]
+                target = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith(package):
+                continue
+            found.add(target)
+            found.update(f"{target}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(package))
+    return {m for m in found if _is_module(m) and m != here}
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        name = name[: -len(".__init__")] if name.endswith(".__init__") else name
+        modules[name] = _module_imports(path)
+    # a package imports its own modules to export them: only module-to-module cycles count
+    cycles = []
+    for a, deps in modules.items():
+        for b in deps:
+            if a in modules.get(b, ()) and not (a.startswith(b + ".") or b.startswith(a + ".")):
+                if (b, a) not in cycles:
+                    cycles.append((a, b))
+    assert not cycles, cycles
