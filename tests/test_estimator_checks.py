@@ -1,7 +1,7 @@
 """scikit-learn's own estimator checks, run on every estimator of the toolkit.
 
-WebScaleKMeans and the clustering stage FeatureClusterer pass every check. CNNKMeans and its
-encoder stage TLossEncoder pass all but the few that tsc_toolkit.testing.expected_failed_checks
+WebScaleKMeans and the clustering stage FeatureClusterer pass every check. CNNKMeans, its
+encoder stage TLossEncoder and its view RandomKernelFeatures pass all but the few that tsc_toolkit.testing.expected_failed_checks
 declares (time-series semantics), and those are asserted to fail, so the list cannot keep a
 check that has started to pass.
 """
@@ -19,6 +19,7 @@ from tsc_toolkit.clustering import FeatureClusterer
 from tsc_toolkit.datasets import make_series
 from tsc_toolkit.embedding import TLossEncoder
 from tsc_toolkit.kmeans import WebScaleKMeans
+from tsc_toolkit.random_kernels import RandomKernelFeatures
 from tsc_toolkit.testing import expected_failed_checks
 
 NEEDS_16 = pytest.mark.skipif(
@@ -68,6 +69,11 @@ def test_webscale_kmeans_passes_every_check():
 def test_the_clustering_stage_passes_every_check(clustering, algorithm):
     _passes_every_check(FeatureClusterer(3, clustering=clustering, algorithm=algorithm,
                                          random_state=0), at_least=40)
+
+
+@NEEDS_16
+def test_the_random_kernel_view_passes_all_but_the_declared_checks():
+    _passes_all_but_the_declared(RandomKernelFeatures(200, 4), most=7, at_least=30)
 
 
 @NEEDS_16

@@ -172,3 +172,28 @@ def test_no_module_imports_one_that_imports_it_back():
                 if (b, a) not in cycles:
                     cycles.append((a, b))
     assert not cycles, cycles
+
+
+def test_the_view_and_the_clustering_stage_save_and_load_on_their_own(data, model, tmp_path):
+    X = data[0][:12]
+    S = model.encoder_stage_.scale(X)
+    view = RandomKernelFeatures.load(model.kernel_view_.save(tmp_path / "view"))
+    np.testing.assert_array_equal(view.transform(S), model.kernel_view_.transform(S))
+    assert view.get_params() == model.kernel_view_.get_params()
+    for stage in (model.clusterer_,
+                  FeatureClusterer(3, clustering="kmeans", random_state=0).fit(model.features_)):
+        back = FeatureClusterer.load(stage.save(tmp_path / stage.clustering))
+        F = model.cluster_features(X)
+        np.testing.assert_array_equal(back.predict(F), stage.predict(F))
+        assert back.get_params() == stage.get_params() and back.inertia_ == stage.inertia_
+    with pytest.raises(ModelFormatError):
+        FeatureClusterer.load(tmp_path / "view")  # a view is not a clustering stage
+
+
+def test_the_view_is_a_scikit_learn_transformer(data):
+    X = data[0]
+    view = RandomKernelFeatures(400, 6, random_state=0)
+    assert clone(view).get_params() == view.get_params()
+    Z = view.fit_transform(X)
+    assert Z.shape == (len(X), 6)
+    np.testing.assert_allclose(view.transform(X), Z, rtol=1e-5, atol=1e-6)

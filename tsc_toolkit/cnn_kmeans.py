@@ -543,11 +543,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if features is None and embeddings is not None:
             features = embeddings
         k = len(centers)
-        clusterer = self.make_clusterer(k, 0)
-        clusterer.cluster_centers_ = feature_centers
-        clusterer.n_features_in_ = int(feature_centers.shape[1])
-        if labels is not None:
-            clusterer.labels_ = labels
+        count = None
         if self.clustering == "spectral":
             count = state.get("n_neighbors")
             if count is None and not isinstance(self.n_neighbors, str):
@@ -555,14 +551,12 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             if count is None:
                 raise ModelFormatError(f"{path}: config.json does not record how many "
                                        "neighbours the graph had (state.n_neighbors).")
-            try:
-                clusterer.n_neighbors_ = int(count)
-                if clusterer.n_neighbors_ < 1:
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise ModelFormatError(f"{path}: config.json lacks or garbles "
-                                       "n_neighbors.") from None
-            clusterer.train_features_ = features
+        try:
+            clusterer = FeatureClusterer.from_fitted(self.make_clusterer(k, 0).get_params(),
+                                                     feature_centers, labels, features, count)
+        except (TypeError, ValueError):
+            raise ModelFormatError(f"{path}: config.json lacks or garbles "
+                                   "n_neighbors.") from None
         self.clusterer_ = clusterer
         self.n_clusters_ = k
         self.cluster_centers_ = centers

@@ -20,9 +20,15 @@ from itertools import combinations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .data import as_dataset
+from .seeding import stage_seed
 
 __all__ = ["RandomKernelFeatures", "interpolate_gaps"]
 
+_KIND = "tsc_toolkit.RandomKernelFeatures"
 _KERNEL_LENGTH = 9
 #: Time steps at most at which a long series' features are evaluated (a stride beyond).
 _MAX_POSITIONS = 512
@@ -55,8 +61,12 @@ def interpolate_gaps(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths.astype(np.int64)
 
 
-class RandomKernelFeatures:
+class RandomKernelFeatures(TransformerMixin, BaseEstimator):
     """Random-kernel features of series, reduced to ``n_components`` dimensions.
+
+    The random-kernel view of :class:`~tsc_toolkit.CNNKMeans` (its ``kernel_view_``, fitted
+    on the series as its encoder scales them), and a scikit-learn transformer of its own:
+    ``X`` is anything :func:`tsc_toolkit.as_dataset` accepts.
 
     Parameters
     ----------
@@ -64,8 +74,10 @@ class RandomKernelFeatures:
         Approximate number of PPV features before the reduction.
     n_components : int, default=50
         Dimensions kept by PCA.
-    random_state : int, default=0
-        Seed for the biases, the quantiles and the channel draws.
+    sample_size : int, default=2000
+        Series whose convolution outputs the biases are drawn from.
+    random_state : int, RandomState or None, default=0
+        Seed for the biases, the quantiles and the channel draws (an int is used as it is).
 
     Examples
     --------
@@ -76,16 +88,22 @@ class RandomKernelFeatures:
     (40, 8)
     """
 
-    def __init__(self, n_features: int = 10000, n_components: int = 50, random_state: int = 0):
+    def __init__(self, n_features: int = 10000, n_components: int = 50,
+                 sample_size: int = 2000, random_state=0):
         self.n_features = n_features
         self.n_components = n_components
+        self.sample_size = sample_size
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: np.ndarray, sample_size: int = 2000) -> RandomKernelFeatures:
-        """Draw dilations, biases and channel sets from (a sample of) the scaled series ``X``."""
-        rng = np.random.default_rng(self.random_state)
+    def fit(self, X, y=None) -> RandomKernelFeatures:
+        """Draw dilations, biases and channel sets from (a sample of) the series ``X``."""
+        X = as_dataset(X)
+        self.n_features_in_ = int(X.shape[1] * X.shape[2])  # as scikit-learn counts features
+        seed = stage_seed(self.random_state)
+        rng = np.random.default_rng(seed)
+        sample_size = int(self.sample_size)
         filled, lengths = interpolate_gaps(X)
         n, c, _ = X.shape
         reference = int(max(np.median(lengths), _KERNEL_LENGTH))
@@ -127,7 +145,7 @@ class RandomKernelFeatures:
         # PCA by a seeded randomized SVD of the standardised features (signs fixed below).
         from sklearn.utils.extmath import randomized_svd
 
-        _, _, vt = randomized_svd(z - z.mean(axis=0), k, random_state=self.random_state)
+        _, _, vt = randomized_svd(z - z.mean(axis=0), k, random_state=seed)
         vt *= np.sign(vt[np.arange(k), np.abs(vt).argmax(axis=1)])[:, None]
         self.components_ = vt.astype(np.float32)
         self.center_ = z.mean(axis=0).astype(np.float32)
@@ -136,7 +154,7 @@ class RandomKernelFeatures:
         self._train_view = (proj / self.norm_).astype(np.float32)
         return self
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+    def fit_transform(self, X, y=None) -> np.ndarray:
         """Fit on ``X`` and return its view (computed once)."""
         view = self.fit(X)._train_view
         del self._train_view
@@ -144,11 +162,13 @@ class RandomKernelFeatures:
 
     # -------------------------------------------------------------- transforming
 
-    def transform(self, X: np.ndarray, chunk: int = 256) -> np.ndarray:
-        """The view of the scaled series ``X``: ``(n_series, n_components)`` float32.
+    def transform(self, X, chunk: int = 256) -> np.ndarray:
+        """The view of the series ``X``: ``(n_series, n_components)`` float32.
 
         Rows have unit root-mean-square norm on the training series.
         """
+        check_is_fitted(self, "components_")
+        X = as_dataset(X)
         filled, lengths = interpolate_gaps(X)
         out = []
         for start in range(0, len(X), chunk):
@@ -207,6 +227,36 @@ class RandomKernelFeatures:
         for d, b in enumerate(self.biases_):
             out[f"{prefix}.biases.{d}"] = b
         return out
+
+    def save(self, path):
+        """Save the fitted view to the folder ``path`` (JSON config + safetensors)."""
+        from . import __version__
+        from .persistence import json_params, write_bundle
+
+        check_is_fitted(self, "components_")
+        return write_bundle(path, _KIND, {"library_version": __version__,
+                                          "params": json_params(self.get_params())},
+                            self.to_tensors("view"))
+
+    @classmethod
+    def load(cls, path) -> RandomKernelFeatures:
+        """Open a view saved with :meth:`save`. Nothing is unpickled or executed."""
+        from .persistence import ModelFormatError, read_bundle
+
+        meta, tensors = read_bundle(path, _KIND)
+        params = dict(meta.get("params", {}))
+        if set(params) - set(cls._get_param_names()):
+            raise ModelFormatError(f"{path}: unknown parameters "
+                                   f"{sorted(set(params) - set(cls._get_param_names()))}.")
+        try:
+            return cls.from_tensors(tensors, "view", **params)
+        except KeyError as err:
+            raise ModelFormatError(f"{path}: the random-kernel view lacks {err}.") from None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
     @classmethod
     def from_tensors(cls, tensors: dict, prefix: str, **params) -> RandomKernelFeatures:

@@ -46,7 +46,7 @@ _CNN_KMEANS = {
 }
 
 
-_TLOSS_ENCODER = {
+_SERIES_TRANSFORMER = {
     "check_fit2d_1feature": _CNN_KMEANS["check_fit2d_1feature"],
     "check_fit2d_predict1d": (
         "a 1-D array is one series (its values are time steps), so transform answers for it "
@@ -57,7 +57,7 @@ _TLOSS_ENCODER = {
     "check_n_features_in_after_fitting": _OTHER_LENGTHS,
     "check_transformer_general": _OTHER_LENGTHS,
     "check_transformer_preserve_dtypes": (
-        "embeddings are float32 whatever the input's dtype, as every array of the toolkit "
+        "the output is float32 whatever the input's dtype, as every array of the toolkit "
         "(the data convention is float32 with NaN for gaps)"),
     "check_estimators_pickle": _CNN_KMEANS["check_estimators_pickle"],
 }
@@ -69,9 +69,10 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     Parameters
     ----------
     estimator : estimator instance
-        A :class:`~tsc_toolkit.CNNKMeans` or :class:`~tsc_toolkit.embedding.TLossEncoder` (a
-        few time-series semantics differ from scikit-learn's rows of features), or any other
-        toolkit estimator (none).
+        A :class:`~tsc_toolkit.CNNKMeans`, or one of the transformers of series
+        (:class:`~tsc_toolkit.embedding.TLossEncoder`,
+        :class:`~tsc_toolkit.random_kernels.RandomKernelFeatures`): a few time-series semantics
+        differ from scikit-learn's rows of features. Any other toolkit estimator: none.
 
     Returns
     -------
@@ -80,7 +81,10 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     """
     from .cnn_kmeans import CNNKMeans
     from .embedding import TLossEncoder
+    from .random_kernels import RandomKernelFeatures
 
     if isinstance(estimator, CNNKMeans):
         return dict(_CNN_KMEANS)
-    return dict(_TLOSS_ENCODER) if isinstance(estimator, TLossEncoder) else {}
+    if isinstance(estimator, (TLossEncoder, RandomKernelFeatures)):
+        return dict(_SERIES_TRANSFORMER)
+    return {}

@@ -19,6 +19,7 @@ __all__ = ["FeatureClusterer", "CLUSTERINGS", "KMEANS_ALGORITHMS", "inertia"]
 CLUSTERINGS = ("spectral", "kmeans")
 #: The values of ``algorithm``: the K-Means variant (of ``clustering="kmeans"``).
 KMEANS_ALGORITHMS = ("lloyd", "elkan", "webscale")
+_KIND = "tsc_toolkit.FeatureClusterer"
 #: Rows labelled at a time by :meth:`FeatureClusterer.predict` (bounds its memory).
 _CHUNK = 65536
 
@@ -165,6 +166,70 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
 
         return KMeans(n_clusters=k, algorithm=self.algorithm, n_init=self.n_init,
                       random_state=seed)
+
+    # -------------------------------------------------------------- persistence
+
+    @classmethod
+    def from_fitted(cls, params: dict, cluster_centers, labels=None, train_features=None,
+                    graph_neighbors=None) -> FeatureClusterer:
+        """A fitted stage with the parameters ``params`` from what it keeps: its centers, and
+        for ``"spectral"`` the training points, their labels and the graph's neighbour count
+        (``n_neighbors_``), which label new points."""
+        self = cls(**params)
+        self.cluster_centers_ = np.asarray(cluster_centers)
+        self.n_features_in_ = int(self.cluster_centers_.shape[1])
+        if labels is not None:
+            self.labels_ = np.asarray(labels, dtype=np.int64)
+        if self.clustering == "spectral":
+            if train_features is None or labels is None or graph_neighbors is None:
+                raise ValueError("spectral clustering labels new points by their training "
+                                 "neighbours: it needs the training points, their labels and "
+                                 "the neighbour count")
+            if int(graph_neighbors) < 1:
+                raise ValueError(f"the neighbour count must be positive, got "
+                                 f"{graph_neighbors!r}")
+            self.train_features_ = np.asarray(train_features)
+            self.n_neighbors_ = int(graph_neighbors)
+        return self
+
+    def save(self, path):
+        """Save the fitted stage to the folder ``path`` (JSON config + safetensors)."""
+        from .. import __version__
+        from ..persistence import json_params, write_bundle
+
+        check_is_fitted(self, "cluster_centers_")
+        tensors = {"cluster_centers": self.cluster_centers_}
+        state = {}
+        if hasattr(self, "labels_"):
+            tensors["labels"] = self.labels_
+        if self.clustering == "spectral":
+            tensors["train_features"] = self.train_features_
+            state["n_neighbors"] = int(self.n_neighbors_)
+        if hasattr(self, "inertia_"):
+            state["inertia"] = float(self.inertia_)
+        return write_bundle(path, _KIND, {"library_version": __version__,
+                                          "params": json_params(self.get_params()),
+                                          "state": state}, tensors)
+
+    @classmethod
+    def load(cls, path) -> FeatureClusterer:
+        """Open a stage saved with :meth:`save`. Nothing is unpickled or executed."""
+        from ..persistence import ModelFormatError, read_bundle
+
+        meta, tensors = read_bundle(path, _KIND)
+        params, state = dict(meta.get("params", {})), dict(meta.get("state", {}))
+        unknown = set(params) - set(cls._get_param_names())
+        if unknown:
+            raise ModelFormatError(f"{path}: unknown parameters {sorted(unknown)}.")
+        arrays = {k: v.numpy() for k, v in tensors.items()}
+        try:
+            self = cls.from_fitted(params, arrays["cluster_centers"], arrays.get("labels"),
+                                   arrays.get("train_features"), state.get("n_neighbors"))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFormatError(f"{path}: {err}.") from None
+        if "inertia" in state:
+            self.inertia_ = float(state["inertia"])
+        return self
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
