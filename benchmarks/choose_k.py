@@ -2,7 +2,7 @@
 
 The quality benchmark keeps what every default CNN-KMeans fit clustered (``features_``) when it
 is run with ``--features-dir``; this script scans k on those features, one set at a time, with
-``tsc_toolkit.selection.scan_k`` at its defaults (every criterion, the gap statistic with 10
+``tsc_toolkit.clustering.selection.scan_k`` at its defaults (every criterion, the gap statistic with 10
 reference sets), clustering each k with ``--algorithm``: ``spectral`` (the default: the
 estimator's own stage, which ``scan_k(model)`` uses) or K-Means (``lloyd``, 10 restarts per k),
 and counts, per criterion, the sets where the suggested k equals the number of classes and
@@ -50,7 +50,7 @@ ALGORITHM = "spectral"
 def scan_set(path: Path, seed: int = SEED, algorithm: str = ALGORITHM,
              metrics=None) -> dict:
     """Scan k on one saved set; the row holds every criterion's suggestion and the classes."""
-    from tsc_toolkit.selection import METRICS, scan_k
+    from tsc_toolkit.clustering.selection import METRICS, scan_k
 
     Z, y = load_features(path)
     classes = len(np.unique(y))
@@ -119,7 +119,7 @@ def render(rows: pd.DataFrame, command: str, load_start: str, load_end: str,
            seconds: float, algorithm: str = ALGORITHM, ran_on: tuple | None = None) -> str:
     """The report of a scan; ``ran_on`` is the (machine, versions) it ran with, this machine's
     where None."""
-    from tsc_toolkit.selection import METRICS, RECOMMENDED, recommended_order
+    from tsc_toolkit.clustering.selection import METRICS, RECOMMENDED, recommended_order
 
     cpu, package_versions = ran_on or machine()
 

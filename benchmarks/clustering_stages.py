@@ -48,7 +48,7 @@ def set_embedding_width(width: int) -> None:
 
 def _spectral(n_neighbors=10, view="both", kernel_weight=1.0):
     def fit(Z, k, seed):
-        from tsc_toolkit.graph_clustering import spectral_labels
+        from tsc_toolkit.clustering.graph_clustering import spectral_labels
 
         Z = Z.copy()
         Z[:, _w():] *= kernel_weight
@@ -72,7 +72,7 @@ def _ward(Z, k, seed):
 
 
 def _local_scaling_graph(Z, n_neighbors=10):
-    from tsc_toolkit.graph_clustering import neighbour_graph
+    from tsc_toolkit.clustering.graph_clustering import neighbour_graph
 
     return neighbour_graph(Z, min(n_neighbors, len(Z) - 1), "local-scaling")
 
@@ -82,7 +82,7 @@ def _self_tuning(Z, k, seed, n_neighbors=10, kernel_weight=1.0, pieces="spectral
     model's own stage); ``kernel_weight`` scales the random-kernel view first. ``pieces``: what
     a graph in more pieces than k gets (``graph_clustering.spectral_labels``); the stages
     measured before the default grouped such pieces keep "spectral", their behaviour then."""
-    from tsc_toolkit.graph_clustering import spectral_labels
+    from tsc_toolkit.clustering.graph_clustering import spectral_labels
 
     if kernel_weight != 1.0:
         Z = Z.copy()
@@ -108,7 +108,7 @@ def _eigengap_weight(weights):
     """The default stage with the random-kernel view scaled by whichever of ``weights`` gives
     the graph the largest eigengap at k."""
     def fit(Z, k, seed):
-        from tsc_toolkit.graph_clustering import eigengap, neighbour_graph
+        from tsc_toolkit.clustering.graph_clustering import eigengap, neighbour_graph
 
         best, best_gap = 1.0, -np.inf
         for w in weights:
@@ -151,7 +151,7 @@ def _eigengap_neighbours(counts):
     largest eigengap at k (the smaller count on a tie): the estimator's ``n_neighbors="auto"``
     with other candidates."""
     def fit(Z, k, seed):
-        from tsc_toolkit.graph_clustering import choose_neighbors
+        from tsc_toolkit.clustering.graph_clustering import choose_neighbors
 
         return _self_tuning(Z, k, seed, n_neighbors=choose_neighbors(Z, k, "local-scaling",
                                                                      counts))
@@ -196,7 +196,7 @@ def _two_graphs(Z, k, seed, n_neighbors=10):
 
 
 def _candidates(Z, k, seed):
-    from tsc_toolkit.graph_clustering import spectral_labels
+    from tsc_toolkit.clustering.graph_clustering import spectral_labels
 
     return [spectral_labels(Z, k, 10, seed, weights="unit"), _self_tuning(Z, k, seed),
             spectral_labels(Z[:, _w():], k, 10, seed, weights="unit"),
@@ -249,7 +249,7 @@ def _eigengap_graph(graph):
     graph has the largest eigengap at k (the smaller on a tie): what ``n_neighbors="auto"``
     (``graph_clustering.choose_neighbors``) does, for graphs that function cannot build."""
     def fit(Z, k, seed):
-        from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS, eigengap
+        from tsc_toolkit.clustering.graph_clustering import AUTO_NEIGHBORS, eigengap
 
         graphs = [graph(Z, c) for c in sorted(AUTO_NEIGHBORS)]
         gaps = [eigengap(A, k) for A in graphs]
@@ -260,7 +260,7 @@ def _eigengap_graph(graph):
 def _grow_to_k_pieces(Z, k, seed):
     """The eigengap's neighbour count, raised one at a time until the graph has at most k
     pieces (at most n - 1), then spectral clustering of that graph."""
-    from tsc_toolkit.graph_clustering import choose_neighbors, graph_pieces
+    from tsc_toolkit.clustering.graph_clustering import choose_neighbors, graph_pieces
 
     count = choose_neighbors(Z, k, "local-scaling")
     while count < len(Z) - 1 and graph_pieces(_local_scaling_graph(Z, count))[0] > k:
@@ -276,7 +276,7 @@ def _pieces_by_linkage(method):
         from scipy.cluster.hierarchy import fcluster, linkage
         from scipy.spatial.distance import cdist
 
-        from tsc_toolkit.graph_clustering import choose_neighbors, graph_pieces
+        from tsc_toolkit.clustering.graph_clustering import choose_neighbors, graph_pieces
 
         chosen = choose_neighbors(Z, k)  # what n_neighbors="auto" picks
         count, piece = graph_pieces(_local_scaling_graph(Z, chosen))
@@ -366,7 +366,7 @@ STAGES = {
     "eigengap neighbours 7/10": _eigengap_neighbours((7, 10)),
     "eigengap neighbours 7-10": _eigengap_neighbours((7, 8, 9, 10)),
     # the estimator's own clustering stage at the defaults: n_neighbors="auto"
-    # (tsc_toolkit.graph_clustering.AUTO_NEIGHBORS) and a graph in more pieces than k grouped
+    # (tsc_toolkit.clustering.graph_clustering.AUTO_NEIGHBORS) and a graph in more pieces than k grouped
     # by its pieces' means
     "eigengap neighbours 5/7/10": _default_stage,
     # the same before pieces were grouped (the default until 2026-12-07)

@@ -193,7 +193,7 @@ def fmt_number(x: float, digits: int = 3) -> str:
 
 def auto_neighbour_counts() -> str:
     """The neighbour counts that ``n_neighbors="auto"`` chooses among, as prose ("5, 7 or 10")."""
-    from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS
+    from tsc_toolkit.clustering.graph_clustering import AUTO_NEIGHBORS
 
     return ", ".join(str(c) for c in AUTO_NEIGHBORS[:-1]) + f" or {AUTO_NEIGHBORS[-1]}"
 

@@ -39,7 +39,7 @@ def default_kernels() -> int:
 
 def _kernel_view(n_features, n_components, seed, cls=None):
     """An unfitted view: ``n_features`` None means the estimator's default."""
-    from tsc_toolkit.random_kernels import RandomKernelFeatures
+    from tsc_toolkit.views.random_kernels import RandomKernelFeatures
 
     return (cls or RandomKernelFeatures)(
         default_kernels() if n_features is None else n_features, n_components,
@@ -66,7 +66,7 @@ def _with_mpv(n_features=None, n_components=50):
     def make(S, seed):
         import torch
 
-        from tsc_toolkit.random_kernels import RandomKernelFeatures
+        from tsc_toolkit.views.random_kernels import RandomKernelFeatures
 
         class WithMPV(RandomKernelFeatures):
             def _ppv(self, filled, lengths):
@@ -108,7 +108,7 @@ def run(folder: Path, views=tuple(VIEWS), log=print, data=None) -> pd.DataFrame:
     panel's own)."""
     from tsc_toolkit import CNNKMeans
     from tsc_toolkit.cnn_kmeans import fit_seed
-    from tsc_toolkit.scaling import SeriesScaler
+    from tsc_toolkit.embedding.scaling import SeriesScaler
 
     from . import panel
 

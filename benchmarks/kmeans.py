@@ -61,7 +61,7 @@ def blobs(n: int, dim: int, k: int, seed: int = 0) -> np.ndarray:
 def compare(cfg: Config) -> pd.DataFrame:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    from tsc_toolkit.kmeans import WebScaleKMeans
+    from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
     X = blobs(cfg.kmeans_n, cfg.kmeans_dim, cfg.kmeans_k)
     k = cfg.kmeans_k
@@ -97,7 +97,7 @@ def _memmap_child(path: str, bound_mib: int, k: int, threads: int) -> dict:
     import resource
 
     set_threads(threads)
-    from tsc_toolkit.kmeans import WebScaleKMeans
+    from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
     X = np.load(path, mmap_mode="r")
     file_mib = os.path.getsize(path) / 2 ** 20

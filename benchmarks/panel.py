@@ -157,7 +157,7 @@ def inject_gaps(X: np.ndarray, rate: float, seed: int) -> np.ndarray:
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` of one panel or held-out set: X float32 ``(n, channels, length)``, NaN = missing/padding."""
     if name in BUNDLED:
-        from tsc_toolkit.datasets import load_dataset
+        from tsc_toolkit.io.datasets import load_dataset
 
         return load_dataset(name)
     if name in MISSING:

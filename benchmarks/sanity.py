@@ -59,7 +59,7 @@ FAST = ("sample", "n50-k2", "n300-k4")
 def sample_file(split: str) -> tuple[np.ndarray, np.ndarray]:
     """The bundled sample's ``split`` ("train", "valid" or "test") and its true kinds."""
     from tsc_toolkit import read_csv
-    from tsc_toolkit.datasets import data_dir
+    from tsc_toolkit.io.datasets import data_dir
 
     folder = data_dir()
     return (read_csv(folder / f"{split}.csv"),
@@ -72,7 +72,7 @@ def case_data(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     spec = CASES[name]
     if spec == "sample":
         return sample_file("train")
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     return make_series(**spec, random_state=seed)
 
@@ -88,7 +88,7 @@ def kmeans_labels(features: np.ndarray, k: int, seed: int) -> np.ndarray:
 def recommended_k(model_or_features, k: int, seed: int) -> int:
     """The k ``scan_k`` recommends (the silhouette of the estimator's own stage), scanned over
     the same range as the k benchmark (2 to max(12, k + 2))."""
-    from tsc_toolkit.selection import scan_k
+    from tsc_toolkit.clustering.selection import scan_k
 
     from .choose_k import k_range
 

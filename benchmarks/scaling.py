@@ -12,7 +12,7 @@ which a child process inherits from its parent.
 Stages: ``encode`` (the default untrained encoder, 10 blocks x 40 filters -> 320-d; the cost
 does not depend on the weights), ``cluster`` (scikit-learn KMeans, n_init=10, k=10, what
 CNNKMeans runs on its embeddings), ``webscale`` (WebScaleKMeans, k=10, defaults), ``k scan``
-(``tsc_toolkit.selection.scan_k`` over k = 2..10, or the same loop with scikit-learn when that
+(``tsc_toolkit.clustering.selection.scan_k`` over k = 2..10, or the same loop with scikit-learn when that
 module is not installed) and ``projection`` (PCA to 2-d). Embedding-only stages run on random
 L2-normalised 320-d embeddings drawn around 10 centres.
 """
@@ -63,7 +63,7 @@ def _stage(stage: str, n: int, length: int, dim: int, threads: int) -> dict:
         import torch
 
         from tsc_toolkit.data import series_lengths
-        from tsc_toolkit.encoder import CausalCNNEncoder, encode, prepare_input
+        from tsc_toolkit.embedding.encoder import CausalCNNEncoder, encode, prepare_input
 
         rng = np.random.default_rng(0)
         X = rng.standard_normal((n, 1, length)).astype(np.float32)
@@ -83,18 +83,18 @@ def _stage(stage: str, n: int, length: int, dim: int, threads: int) -> dict:
             def work(data=Z):
                 KMeans(n_clusters=10, n_init=10, random_state=0).fit(data)
         elif stage == "webscale":
-            from tsc_toolkit.kmeans import WebScaleKMeans
+            from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
             def work(data=Z):
                 WebScaleKMeans(k=10, random_state=0, device="cpu").fit(data)
         elif stage == "kscan":
             try:
-                from tsc_toolkit.selection import scan_k
+                from tsc_toolkit.clustering.selection import scan_k
             except ImportError:
                 scan_k = None
-                info["how"] = "scikit-learn loop (tsc_toolkit.selection not installed)"
+                info["how"] = "scikit-learn loop (tsc_toolkit.clustering.selection not installed)"
             else:
-                info["how"] = "tsc_toolkit.selection.scan_k"
+                info["how"] = "tsc_toolkit.clustering.selection.scan_k"
 
             def work(data=Z):
                 if scan_k is not None:

@@ -39,7 +39,7 @@ class _StepClock:
 
 
 def _datasets(cfg: Config) -> dict[str, np.ndarray]:
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     n, length = cfg.speed_series, cfg.speed_length
     equal, _ = make_series(n, n_clusters=4, length=length, random_state=0)

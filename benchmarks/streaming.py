@@ -50,7 +50,7 @@ ENCODE_TEXT = (
 WEBSCALE_TEXT = (
     "`WebScaleKMeans(k=10)` at SageMaker's defaults (mini-batch 5,000, one epoch) fits a "
     "memory-mapped `.npy` file of unit-length 320-d points around 10 centres, written chunk by "
-    "chunk with the streaming writer (`tsc_toolkit.sinks.NpyWriter`); the file is larger than "
+    "chunk with the streaming writer (`tsc_toolkit.io.sinks.NpyWriter`); the file is larger than "
     "the cap.")
 
 SIZES = {
@@ -77,7 +77,7 @@ def write_series(path: Path, n: int, length: int, seed: int = 0, chunk: int = 5_
     """``n`` generated series of ``length`` steps into a ``.npy`` file, a chunk at a time."""
     from numpy.lib.format import open_memmap
 
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     out = open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 1, length))
     for i, start in enumerate(range(0, n, chunk)):
@@ -92,7 +92,7 @@ def write_series(path: Path, n: int, length: int, seed: int = 0, chunk: int = 5_
 def write_embeddings(path: Path, n: int, dim: int = DIM, seed: int = 0,
                      chunk: int = 100_000) -> None:
     """``n`` unit-length points around 10 centres, through the streaming ``.npy`` writer."""
-    from tsc_toolkit.sinks import NpyWriter
+    from tsc_toolkit.io.sinks import NpyWriter
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((10, dim)).astype(np.float32)
@@ -108,7 +108,7 @@ def write_embeddings(path: Path, n: int, dim: int = DIM, seed: int = 0,
 def save_model(path: Path) -> None:
     """The default-size encoder (320-d), fitted for one step only: encoding cost is the same."""
     from tsc_toolkit import CNNKMeans
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     X, _ = make_series(64, length=100, random_state=0)
     CNNKMeans(clusters=10, epochs=1, max_steps=1, n_init=1, random_state=0, device="cpu",
@@ -184,7 +184,7 @@ def _child(p: dict) -> dict:
         rows = int(np.load(out, mmap_mode="r").shape[0])
         result = {"series": rows, "length": int(X.shape[2])}
     else:
-        from tsc_toolkit.kmeans import WebScaleKMeans
+        from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
         z = np.load(p["path"], mmap_mode="r")
         WebScaleKMeans(k=10, random_state=0, device="cpu").fit(np.array(z[:20_000]))

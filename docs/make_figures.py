@@ -26,13 +26,13 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from tsc_toolkit import CNNKMeans, plots
-from tsc_toolkit.datasets import load_dataset
+from tsc_toolkit.io.datasets import load_dataset
 
 
 def k_scores(embeddings: np.ndarray, k_range=range(2, 9)):
-    """The k scan, from tsc_toolkit.selection when it is there, else computed here."""
+    """The k scan, from tsc_toolkit.clustering.selection when it is there, else computed here."""
     try:
-        from tsc_toolkit.selection import scan_k
+        from tsc_toolkit.clustering.selection import scan_k
     except ImportError:
         rows = []
         for k in k_range:

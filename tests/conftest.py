@@ -30,7 +30,7 @@ def tiny_model_dir(tmp_path_factory):
         path = tmp_path_factory.getbasetemp() / f"tiny-model-{channels}"
         if not (path / "config.json").exists():
             from tsc_toolkit import CNNKMeans
-            from tsc_toolkit.datasets import make_series
+            from tsc_toolkit.io.datasets import make_series
 
             X, _ = make_series(20, n_clusters=2, length=24, random_state=0)
             if channels > 1:

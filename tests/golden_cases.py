@@ -46,7 +46,7 @@ def load_data(spec):
 
         return (read_csv(ROOT / "data" / "train.csv"),
                 read_csv(ROOT / "data" / "test.csv"))
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     X, _ = make_series(**spec)
     return X[: len(X) * 3 // 4], X[len(X) * 3 // 4:]

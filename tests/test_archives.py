@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from tsc_toolkit.archives import UnsafeArchiveError, extract_tar
+from tsc_toolkit.io.archives import UnsafeArchiveError, extract_tar
 
 
 def _archive(tmp_path, entries):

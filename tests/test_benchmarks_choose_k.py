@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # `benchmarks/` sits next to the package, not ins
 
 from benchmarks import choose_k  # noqa: E402
 from benchmarks.quality import save_features  # noqa: E402
-from tsc_toolkit.selection import METRICS  # noqa: E402
+from tsc_toolkit.clustering.selection import METRICS  # noqa: E402
 
 
 def test_summary_counts_exact_and_within_one_hits():
@@ -143,7 +143,7 @@ def test_every_clustering_stage_labels_every_series_into_at_most_k_groups():
         labels = np.asarray(stage(X, 3, 0))
         assert labels.shape == (45,) and len(set(labels.tolist())) <= 3, name
     # the eigengap is large where the graph falls into k pieces, and small at a wrong k
-    from tsc_toolkit.graph_clustering import eigengap, neighbour_graph
+    from tsc_toolkit.clustering.graph_clustering import eigengap, neighbour_graph
 
     A = neighbour_graph(X, 10, "local-scaling")
     assert eigengap(A, 3) > eigengap(A, 2)

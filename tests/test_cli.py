@@ -81,7 +81,7 @@ def test_notebooks_command_copies_the_tutorials_and_keeps_existing_copies(tmp_pa
 def test_predict_streams_parquet_in_chunks_to_parquet(tmp_path, tiny_model_dir):
     import pandas as pd
 
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     X, _ = make_series(30, length=24, missing_rate=0.1, short_fraction=0.3, random_state=2)
     rows = [{"series_id": i, "time": t, "value": float(X[i, 0, t])}

@@ -8,7 +8,7 @@ import torch
 from sklearn.base import clone
 
 from tsc_toolkit import CNNKMeans, TimeSeriesValueError
-from tsc_toolkit.datasets import make_series
+from tsc_toolkit.io.datasets import make_series
 from tsc_toolkit.persistence import ModelFormatError
 
 SMALL = dict(blocks=2, filters=12, reduced_size=12, output_size=8, epochs=2, batch_size=8,
@@ -245,8 +245,8 @@ def test_a_file_from_before_graph_weights_loads_with_the_unit_weights_it_used(fi
     loaded = CNNKMeans.load(path)
     assert loaded.graph_weights == "unit" and fitted.graph_weights == "local-scaling"
     assert loaded.n_neighbors == loaded.n_neighbors_ == 10
+    from tsc_toolkit.clustering.graph_clustering import spectral_labels
     from tsc_toolkit.cnn_kmeans import fit_seed
-    from tsc_toolkit.graph_clustering import spectral_labels
 
     loaded.refit_clusters(3, random_state=5)
     expected = spectral_labels(fitted.features_, 3, 10, fit_seed(5), loaded.n_init, "unit")
@@ -331,7 +331,7 @@ def test_training_threads_stay_within_the_request_and_see_a_busy_process():
     import subprocess
     import sys
 
-    from tsc_toolkit.training import cores_busy_elsewhere, threads_for_training
+    from tsc_toolkit.embedding.training import cores_busy_elsewhere, threads_for_training
 
     assert 1 <= threads_for_training(2) <= 2
     assert threads_for_training(1) == 1
@@ -360,7 +360,7 @@ def test_kmeans_on_the_embedding_alone_is_the_earlier_model(data):
     X, _ = data
     model = CNNKMeans(clusters=3, kernel_features=0, clustering="kmeans", **SMALL).fit(X)
     assert model.features_ is model.embeddings_
-    from tsc_toolkit.training import nearest_centers
+    from tsc_toolkit.embedding.training import nearest_centers
 
     np.testing.assert_array_equal(model.predict(X),
                                   nearest_centers(model.transform(X), model.cluster_centers_)[0])
@@ -368,8 +368,12 @@ def test_kmeans_on_the_embedding_alone_is_the_earlier_model(data):
 
 def test_auto_neighbours_are_the_eigengap_choice_and_travel_with_the_model(fitted, data,
                                                                             tmp_path):
+    from tsc_toolkit.clustering.graph_clustering import (
+        AUTO_NEIGHBORS,
+        choose_neighbors,
+        spectral_labels,
+    )
     from tsc_toolkit.cnn_kmeans import fit_seed
-    from tsc_toolkit.graph_clustering import AUTO_NEIGHBORS, choose_neighbors, spectral_labels
 
     X, _ = data
     assert CNNKMeans().n_neighbors == "auto" and fitted.n_neighbors == "auto"

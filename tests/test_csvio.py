@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tsc_toolkit import TimeSeriesValueError, read_csv, write_csv, write_predictions_csv
-from tsc_toolkit.csvio import format_predictions_csv, parse_csv_text
 from tsc_toolkit.data import count_missing, series_lengths
+from tsc_toolkit.io.csvio import format_predictions_csv, parse_csv_text
 
 FG = Path(__file__).parent / "data" / "fg_sample"
 

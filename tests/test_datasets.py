@@ -5,7 +5,7 @@ import pytest
 
 from tsc_toolkit import read_csv
 from tsc_toolkit.data import count_missing, series_lengths
-from tsc_toolkit.datasets import list_datasets, load_dataset, make_series, write_sample_files
+from tsc_toolkit.io.datasets import list_datasets, load_dataset, make_series, write_sample_files
 
 
 def test_generator_is_seeded_and_has_missing_values_and_shorter_series():

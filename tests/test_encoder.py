@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tsc_toolkit.data import series_lengths
-from tsc_toolkit.encoder import CausalCNNEncoder, encode, prepare_input
-from tsc_toolkit.triplet import Crops, gather_crops, sample_triplets
+from tsc_toolkit.embedding.encoder import CausalCNNEncoder, encode, prepare_input
+from tsc_toolkit.embedding.triplet import Crops, gather_crops, sample_triplets
 
 
 def _encoder(in_channels=2, seed=0):

@@ -16,11 +16,11 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from tsc_toolkit import CNNKMeans, as_dataset
 from tsc_toolkit.clustering import FeatureClusterer
-from tsc_toolkit.datasets import make_series
+from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 from tsc_toolkit.embedding import TLossEncoder
-from tsc_toolkit.kmeans import WebScaleKMeans
-from tsc_toolkit.random_kernels import RandomKernelFeatures
+from tsc_toolkit.io.datasets import make_series
 from tsc_toolkit.testing import expected_failed_checks
+from tsc_toolkit.views.random_kernels import RandomKernelFeatures
 
 NEEDS_16 = pytest.mark.skipif(
     tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 6),

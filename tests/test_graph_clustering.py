@@ -6,7 +6,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_moons
 from sklearn.metrics import adjusted_rand_score
 
-from tsc_toolkit.graph_clustering import (
+from tsc_toolkit.clustering.graph_clustering import (
     AUTO_NEIGHBORS,
     GRAPH_WEIGHTS,
     choose_neighbors,

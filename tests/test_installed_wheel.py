@@ -87,7 +87,7 @@ CHECKS = textwrap.dedent("""
     assert Path(tsc_toolkit.__file__).resolve().is_relative_to(venv), tsc_toolkit.__file__
 
     from tsc_toolkit import CNNKMeans
-    from tsc_toolkit.datasets import data_dir, load_dataset
+    from tsc_toolkit.io.datasets import data_dir, load_dataset
     from tsc_toolkit.plots import centroids
     from tsc_toolkit.sagemaker.deploy import package_model
     from tsc_toolkit.sagemaker.training_job import _package_source
@@ -110,7 +110,7 @@ CHECKS = textwrap.dedent("""
     model.save("model")
     with tarfile.open(package_model("model", "model.tar.gz")) as tar:
         members = tar.getnames()
-    assert "code/tsc_toolkit/encoder.py" in members and "config.json" in members
+    assert "code/tsc_toolkit/embedding/encoder.py" in members and "config.json" in members
     assert not [n for n in members if "_bundled" in n]
     print("checks passed")
 """)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
-from tsc_toolkit.kmeans import WebScaleKMeans
+from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_nan_and_wrong_width_are_refused(blobs):
 
 def test_is_the_k_means_stage_of_cnn_kmeans():
     from tsc_toolkit import CNNKMeans
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     X, _ = make_series(40, n_clusters=2, length=30, random_state=0)
     model = CNNKMeans(clusters=2, algorithm="webscale", blocks=1, filters=8, reduced_size=8,

@@ -6,8 +6,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from tsc_toolkit.kmeans import WebScaleKMeans
-from tsc_toolkit.ndarray_file import read_ndarray_list, write_ndarray_list
+from tsc_toolkit.clustering.kmeans import WebScaleKMeans
+from tsc_toolkit.io.ndarray_file import read_ndarray_list, write_ndarray_list
 
 
 def test_bytes_match_the_documented_layout():

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from tsc_toolkit.datasets import make_series
+from tsc_toolkit.io.datasets import make_series
 from tsc_toolkit.plots import (
     Projector,
     centroids,

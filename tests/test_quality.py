@@ -14,8 +14,8 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from tsc_toolkit import CNNKMeans
 from tsc_toolkit.data import series_lengths
-from tsc_toolkit.datasets import load_dataset
-from tsc_toolkit.encoder import encode, prepare_input
+from tsc_toolkit.embedding.encoder import encode, prepare_input
+from tsc_toolkit.io.datasets import load_dataset
 
 
 @pytest.mark.slow

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tsc_toolkit.datasets import make_series
-from tsc_toolkit.random_kernels import RandomKernelFeatures, interpolate_gaps
-from tsc_toolkit.scaling import SeriesScaler
+from tsc_toolkit.embedding.scaling import SeriesScaler
+from tsc_toolkit.io.datasets import make_series
+from tsc_toolkit.views.random_kernels import RandomKernelFeatures, interpolate_gaps
 
 
 @pytest.fixture(scope="module")

@@ -203,7 +203,7 @@ def cnn_model(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def kmeans_model(tmp_path_factory):
-    from tsc_toolkit.kmeans import WebScaleKMeans
+    from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
     km = WebScaleKMeans(k=2, device="cpu")
     km.cluster_centers_ = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], dtype=np.float32)
@@ -212,7 +212,7 @@ def kmeans_model(tmp_path_factory):
 
 def test_cnn_kmeans_endpoint_under_mixed_load(cnn_model):
     from tsc_toolkit import CNNKMeans
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     X, _ = make_series(6, n_clusters=2, length=24, random_state=1)
     expected = CNNKMeans.load(cnn_model, device="cpu").predict(X).tolist()

@@ -15,9 +15,9 @@ import botocore.exceptions
 import numpy as np
 import pytest
 
-from tsc_toolkit.csvio import write_csv
-from tsc_toolkit.datasets import make_series
 from tsc_toolkit.hyperparameters import METRIC_DEFINITIONS, HyperparameterError
+from tsc_toolkit.io.csvio import write_csv
+from tsc_toolkit.io.datasets import make_series
 from tsc_toolkit.sagemaker import attach, fit, offline_aws
 from tsc_toolkit.sagemaker.training_job import TrainingJobFailed
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsc_toolkit.kmeans import WebScaleKMeans
-from tsc_toolkit.ndarray_file import read_ndarray_list
+from tsc_toolkit.clustering.kmeans import WebScaleKMeans
+from tsc_toolkit.io.ndarray_file import read_ndarray_list
 from tsc_toolkit.sagemaker.container import kmeans as kmeans_container
 from tsc_toolkit.sagemaker.container.inference import RequestError
 from tsc_toolkit.sagemaker.shared.recordio import CONTENT_TYPE as RECORDIO

@@ -187,7 +187,7 @@ def test_cli_serve_subcommand(model_dir):
 
 
 def test_serves_a_builtin_kmeans_model_with_recordio(tmp_path):
-    from tsc_toolkit.kmeans import WebScaleKMeans
+    from tsc_toolkit.clustering.kmeans import WebScaleKMeans
     from tsc_toolkit.sagemaker.shared.recordio import numpy_to_record_bytes, read_records
 
     km = WebScaleKMeans(k=2, device="cpu")

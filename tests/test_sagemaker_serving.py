@@ -210,7 +210,7 @@ def test_batch_predict_several_files(session, model_dir, local_model, rng):
 
 def test_a_large_local_file_is_split_into_parts_spread_over_the_instances(
         session, aws, model_dir, local_model, tmp_path):
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
     from tsc_toolkit.sagemaker.staging import upload_series
 
     X, _ = make_series(23, length=24, missing_rate=0.1, short_fraction=0.3, random_state=5)
@@ -308,7 +308,7 @@ def test_sdk_v3_endpoint_and_transformer_use_the_same_models(aws, session, model
 def test_training_job_handle_to_endpoint_and_batch_transform(aws, session, rng):
     """The notebook path: a CNN-KMeans training job (run by the local runner), then deploy()
     and batch_predict() on its handle; answers match the job's own model."""
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
     from tsc_toolkit.sagemaker import fit
 
     X, _ = make_series(20, n_clusters=2, length=24, random_state=0)

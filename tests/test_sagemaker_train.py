@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tsc_toolkit.cnn_kmeans import CNNKMeans
-from tsc_toolkit.csvio import write_csv
-from tsc_toolkit.datasets import make_series
+from tsc_toolkit.io.csvio import write_csv
+from tsc_toolkit.io.datasets import make_series
 from tsc_toolkit.sagemaker.container.train import (
     TrainingError,
     find_model,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tsc_toolkit.scaling import SeriesScaler
+from tsc_toolkit.embedding.scaling import SeriesScaler
 
 
 def test_series_scaling_z_normalises_each_channel_of_each_series(rng):

@@ -11,7 +11,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from tsc_toolkit.selection import (
+from tsc_toolkit.clustering.selection import (
     METRICS,
     KScan,
     _chord_elbow,
@@ -157,7 +157,7 @@ def test_float32_embeddings_keep_their_dtype(blobs):
 
 def test_accepts_a_fitted_cnnkmeans():
     from tsc_toolkit import CNNKMeans
-    from tsc_toolkit.datasets import make_series
+    from tsc_toolkit.io.datasets import make_series
 
     X, _ = make_series(60, n_clusters=3, length=40, random_state=0)
     model = CNNKMeans(clusters=3, blocks=2, filters=16, reduced_size=16, output_size=16,
@@ -183,7 +183,7 @@ def test_accepts_a_fitted_cnnkmeans():
 
 
 def test_a_spectral_scan_clusters_each_k_as_the_estimator_does(blobs):
-    from tsc_toolkit.graph_clustering import spectral_labels
+    from tsc_toolkit.clustering.graph_clustering import spectral_labels
 
     Z = blobs[0]
     scan = scan_k(Z, [2, 3, 4], metrics=["silhouette", "calinski_harabasz"],
@@ -198,7 +198,7 @@ def test_a_spectral_scan_clusters_each_k_as_the_estimator_does(blobs):
 
 
 def test_a_spectral_scan_chooses_the_neighbour_count_for_each_k_as_refit_does(blobs):
-    from tsc_toolkit.graph_clustering import spectral_labels
+    from tsc_toolkit.clustering.graph_clustering import spectral_labels
 
     Z = blobs[0]
     scan = scan_k(Z, [2, 3, 4], metrics=["silhouette"], clustering="spectral", n_init=3,
@@ -322,7 +322,7 @@ def test_scan_feeds_the_elbow_chart_with_its_suggestions(blob_scan):
 def test_one_recommended_k_follows_the_first_computed_criterion_of_the_order():
     from sklearn.datasets import make_blobs
 
-    from tsc_toolkit.selection import RECOMMENDED
+    from tsc_toolkit.clustering.selection import RECOMMENDED
 
     X, _ = make_blobs(n_samples=150, centers=3, n_features=3, random_state=0)
     scan = scan_k(X, range(2, 7), n_init=2, n_refs=3, random_state=0)

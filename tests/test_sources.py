@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from tsc_toolkit import TimeSeriesValueError, as_dataset, read_csv, write_csv
-from tsc_toolkit.datasets import make_series
-from tsc_toolkit.sources import ArraySource, CSVSource, ParquetSource, open_series
+from tsc_toolkit.io.datasets import make_series
+from tsc_toolkit.io.sources import ArraySource, CSVSource, ParquetSource, open_series
 
 
 def _data(channels=1, n=23):

@@ -13,10 +13,10 @@ from sklearn.pipeline import Pipeline
 
 from tsc_toolkit import CNNKMeans
 from tsc_toolkit.clustering import FeatureClusterer
-from tsc_toolkit.datasets import make_series
 from tsc_toolkit.embedding import TLossEncoder
+from tsc_toolkit.io.datasets import make_series
 from tsc_toolkit.persistence import ModelFormatError
-from tsc_toolkit.random_kernels import RandomKernelFeatures
+from tsc_toolkit.views.random_kernels import RandomKernelFeatures
 
 SMALL = dict(blocks=2, filters=12, reduced_size=12, output_size=8, max_steps=10, batch_size=8,
              random_state=0, device="cpu")
@@ -197,3 +197,29 @@ def test_the_view_is_a_scikit_learn_transformer(data):
     Z = view.fit_transform(X)
     assert Z.shape == (len(X), 6)
     np.testing.assert_allclose(view.transform(X), Z, rtol=1e-5, atol=1e-6)
+
+
+def test_the_module_paths_of_before_the_layout_still_import_the_same_modules():
+    import importlib
+    import subprocess
+    import sys
+
+    from tsc_toolkit._moved import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+        assert importlib.import_module(new).__spec__.name == new
+    # in a fresh process, an old path imported first (as old code does)
+    code = ("from tsc_toolkit.kmeans import WebScaleKMeans; import tsc_toolkit.graph_clustering "
+            "as g; import tsc_toolkit.clustering.graph_clustering as h; "
+            "assert g is h and WebScaleKMeans.__module__ == 'tsc_toolkit.clustering.kmeans'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_folders_name_the_stages():
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert {"io", "embedding", "views", "clustering", "plots", "widgets",
+            "sagemaker"} <= folders
+    loose = {p.stem for p in PACKAGE.glob("*.py")}
+    assert not loose & {old.rsplit(".", 1)[1] for old in __import__(
+        "tsc_toolkit._moved", fromlist=["MOVED"]).MOVED}

@@ -10,8 +10,8 @@ import pytest
 
 from tsc_toolkit import CNNKMeans, read_csv, streaming, write_csv
 from tsc_toolkit.cnn_kmeans import fit_seed
-from tsc_toolkit.csvio import format_predictions_csv
-from tsc_toolkit.datasets import make_series
+from tsc_toolkit.io.csvio import format_predictions_csv
+from tsc_toolkit.io.datasets import make_series
 
 TINY = dict(blocks=1, filters=8, reduced_size=8, output_size=5, epochs=1, batch_size=8,
             n_init=1, score_sample_size=20, random_state=0, device="cpu", verbose=0)
@@ -104,7 +104,7 @@ def test_fit_on_a_sample_is_the_in_memory_fit_of_that_sample(data, tmp_path):
 
 
 def test_webscale_fit_clusters_every_streamed_embedding(data, tmp_path):
-    from tsc_toolkit.kmeans import WebScaleKMeans
+    from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 
     X = data[0]
     write_csv(X, tmp_path / "x.csv")

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from tsc_toolkit import CNNKMeans  # noqa: E402
-from tsc_toolkit.datasets import make_series  # noqa: E402
+from tsc_toolkit.io.datasets import make_series  # noqa: E402
 from tsc_toolkit.widgets import (  # noqa: E402
     ClusterExplorer,
     EmbeddingsModel,
@@ -332,7 +332,7 @@ def test_kselector_uses_a_scans_labels_and_scores():
     z = np.random.default_rng(0).normal(size=(20, 3))
     labels = {2: np.repeat([0, 1], 10), 3: np.arange(20) % 3}
 
-    class Scan:  # what tsc_toolkit.selection.scan_k returns, as far as KSelector looks
+    class Scan:  # what tsc_toolkit.clustering.selection.scan_k returns, as far as KSelector looks
         scores_ = pd.DataFrame({"k": [2, 3], "inertia": [9.0, 7.0], "silhouette": [0.5, 0.25],
                                 "calinski_harabasz": [10.0, 8.0], "davies_bouldin": [1.0, 2.0]})
         suggested_ = {"silhouette": 2}
@@ -503,7 +503,7 @@ def test_threads_are_daemons():
 
 
 def test_kselector_with_a_real_k_scan(fitted, data):
-    from tsc_toolkit.selection import scan_k
+    from tsc_toolkit.clustering.selection import scan_k
 
     X, _ = data
     scan = scan_k(fitted, k_range=range(2, 6), metrics=("inertia", "silhouette"),

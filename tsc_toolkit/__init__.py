@@ -8,16 +8,19 @@ float32 array ``(n_series, n_channels, length)`` with NaN for missing values and
 
 from importlib import import_module
 
-from .csvio import read_csv, write_csv, write_predictions_csv
+from . import _moved
 from .data import TimeSeriesValueError, as_dataset
+from .io.csvio import read_csv, write_csv, write_predictions_csv
+
+_moved.install()  # the module paths of before the stages had folders still import
 
 __version__ = "0.1.0"
 
 # Names whose modules import torch or plotly are loaded on first use.
 _LAZY = {
     "CNNKMeans": "tsc_toolkit.cnn_kmeans",
-    "WebScaleKMeans": "tsc_toolkit.kmeans",
-    "scan_k": "tsc_toolkit.selection",
+    "WebScaleKMeans": "tsc_toolkit.clustering.kmeans",
+    "scan_k": "tsc_toolkit.clustering.selection",
 }
 
 __all__ = ["as_dataset", "read_csv", "write_csv", "write_predictions_csv",

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fit(args) -> int:
     from .cnn_kmeans import CNNKMeans
-    from .csvio import read_csv
+    from .io.csvio import read_csv
 
     given = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp:") and v is not None}
     kwargs = parse_hyperparameters(given, fg_defaults=True)
@@ -121,7 +121,7 @@ def _fit(args) -> int:
 def _predict(args) -> int:
     from . import streaming
     from .cnn_kmeans import CNNKMeans
-    from .sources import open_series
+    from .io.sources import open_series
 
     model = CNNKMeans.load(args.model_dir, device=args.device)
     source = open_series(args.input, channels=args.channels or model.n_channels_,

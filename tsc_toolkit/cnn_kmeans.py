@@ -14,13 +14,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import streaming
 from .assignment import Assignment
+from .clustering.graph_clustering import member_means
 from .clustering.stage import FeatureClusterer, inertia
 from .data import as_dataset
 from .embedding.tloss import AUTO_STEPS, Callback, TLossEncoder
-from .graph_clustering import member_means
 from .persistence import ModelFormatError, json_params, read_bundle, write_bundle
-from .random_kernels import RandomKernelFeatures
 from .seeding import fit_seed
+from .views.random_kernels import RandomKernelFeatures
 
 __all__ = ["CNNKMeans", "Assignment", "fit_seed", "AUTO_STEPS"]
 
@@ -58,7 +58,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     The model is a composition of three fitted stages, each a scikit-learn estimator that
     can be used alone: :class:`~tsc_toolkit.embedding.TLossEncoder` (``encoder_stage_``),
-    :class:`~tsc_toolkit.random_kernels.RandomKernelFeatures` (``kernel_view_``) and
+    :class:`~tsc_toolkit.views.random_kernels.RandomKernelFeatures` (``kernel_view_``) and
     :class:`~tsc_toolkit.clustering.FeatureClusterer` (``clusterer_``). The settings below
     are fg-research's flat hyperparameters, handed to the stages they belong to.
 
@@ -97,7 +97,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string.
     scaling : {"series", "channel", "none"}, default="series"
-        How series are scaled before encoding (see :class:`~tsc_toolkit.scaling.SeriesScaler`);
+        How series are scaled before encoding (see :class:`~tsc_toolkit.embedding.scaling.SeriesScaler`);
         the statistics are stored in the model and work for any length.
     normalize : {"l2", "standard", "none"} or None, default="l2"
         How embeddings are normalised before they are clustered. Raw T-Loss embeddings have
@@ -115,19 +115,19 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         K-Means restarts for the final clustering.
     kernel_features : int, default=10000
         Size of a second, untrained view of each series (random-kernel features, see
-        :mod:`tsc_toolkit.random_kernels`), reduced to 50 dimensions and clustered together
+        :mod:`tsc_toolkit.views.random_kernels`), reduced to 50 dimensions and clustered together
         with the encoder's embedding. 0 clusters the embedding alone.
     clustering : {"spectral", "kmeans"}, default="spectral"
         "spectral": spectral clustering of the k-nearest-neighbour graph of the series (the
         groups can be curved); where that graph falls apart into more pieces than
         ``clusters`` (small, well-separated data), each piece is kept whole and the pieces are
-        grouped by K-Means on their means (:func:`tsc_toolkit.graph_clustering.group_pieces`);
+        grouped by K-Means on their means (:func:`tsc_toolkit.clustering.graph_clustering.group_pieces`);
         new series get the cluster of most of their nearest training series. "kmeans":
         K-Means (``algorithm``), new series go to the nearest center.
     n_neighbors : int or "auto", default="auto"
         Neighbours per series in the graph of ``clustering="spectral"``. "auto": the count
         among 5, 7 and 10 whose graph shows ``clusters`` groups most clearly (the largest
-        eigengap, :func:`tsc_toolkit.graph_clustering.choose_neighbors`), chosen again by
+        eigengap, :func:`tsc_toolkit.clustering.graph_clustering.choose_neighbors`), chosen again by
         :meth:`refit_clusters`; the count used is ``n_neighbors_``. On the development panel
         (six seeds) "auto" scored a mean NMI of 0.426 against 0.415 for 10 always, and 0.514
         against 0.517 on the held-out sets (docs/defaults.md).
@@ -193,7 +193,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> from tsc_toolkit import CNNKMeans
-    >>> from tsc_toolkit.datasets import make_series
+    >>> from tsc_toolkit.io.datasets import make_series
     >>> X, y = make_series(60, n_clusters=3, length=40, random_state=0)
     >>> model = CNNKMeans(clusters=3, blocks=2, filters=16, reduced_size=16, output_size=16,
     ...                   epochs=3, random_state=0, device="cpu").fit(X)

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .graph_clustering import GRAPH_WEIGHTS
-from .scaling import SCALING_METHODS
+from .clustering.graph_clustering import GRAPH_WEIGHTS
+from .embedding.scaling import SCALING_METHODS
 
 __all__ = ["HyperparameterError", "HYPERPARAMETERS", "METRIC_DEFINITIONS",
            "ARCHITECTURE_PARAMS", "parse_hyperparameters", "to_hyperparameters"]

@@ -1,12 +1,12 @@
 """CNN-KMeans on series that do not fit in memory: chunk in, chunk out.
 
-``transform``, ``predict`` and ``assign`` read a source (see :mod:`tsc_toolkit.sources`) one
+``transform``, ``predict`` and ``assign`` read a source (see :mod:`tsc_toolkit.io.sources`) one
 chunk at a time, embed the chunk, and either append the results to a file (``.npy``, Parquet,
-fg's CSV; see :mod:`tsc_toolkit.sinks`) or gather them. With an output file, memory is bounded
+fg's CSV; see :mod:`tsc_toolkit.io.sinks`) or gather them. With an output file, memory is bounded
 by the chunk size whatever the number of series. ``fit`` trains the encoder on series drawn
 from the source (the triplet windows are cut from those), then clusters either that sample's
 embeddings (``cluster_on="sample"``) or the embeddings of every series, streamed to a
-``.npy`` file and clustered from there by :class:`~tsc_toolkit.kmeans.WebScaleKMeans`
+``.npy`` file and clustered from there by :class:`~tsc_toolkit.clustering.kmeans.WebScaleKMeans`
 (``cluster_on="all"``).
 
 :class:`~tsc_toolkit.CNNKMeans` sends a source or a path given to its own ``fit``,
@@ -16,7 +16,7 @@ Examples
 --------
 >>> import numpy as np, tempfile, os
 >>> from tsc_toolkit import CNNKMeans
->>> from tsc_toolkit.datasets import make_series
+>>> from tsc_toolkit.io.datasets import make_series
 >>> from tsc_toolkit import streaming
 >>> tmp = tempfile.mkdtemp()
 >>> X, _ = make_series(40, length=30, missing_rate=0.05, short_fraction=0.3)
@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .assignment import Assignment
-from .sinks import open_writer
-from .sources import SeriesSource, open_series
+from .io.sinks import open_writer
+from .io.sources import SeriesSource, open_series
 
 __all__ = ["transform", "predict", "assign", "fit", "embed_chunks", "is_chunked",
            "CHUNK_SIZE", "SAMPLE_SIZE"]
@@ -117,7 +117,7 @@ def transform(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
     model : CNNKMeans
         A fitted model.
     source : path, array, SeriesSource or iterable of chunks
-        Anything :func:`tsc_toolkit.sources.open_series` opens.
+        Anything :func:`tsc_toolkit.io.sources.open_series` opens.
     output : path or text stream, optional
         Write the results there a chunk at a time (``.npy``, ``.parquet``, else CSV) and
         return the path; without it the results are gathered in memory and returned.
@@ -126,7 +126,7 @@ def transform(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
     progress : bool, default=True
         Show a tqdm bar.
     **open_options
-        For :func:`~tsc_toolkit.sources.open_series` (``channels`` defaults to the model's).
+        For :func:`~tsc_toolkit.io.sources.open_series` (``channels`` defaults to the model's).
 
     Returns
     -------

@@ -4,13 +4,13 @@ scikit-learn's ``check_estimator`` assumes rows of features. :class:`~tsc_toolki
 reads rows as time series, so a few checks meet a different, intended behaviour. They are
 listed, each with its reason, by :func:`expected_failed_checks`, in the form that
 ``check_estimator(..., expected_failed_checks=...)`` (scikit-learn >= 1.6) takes.
-:class:`~tsc_toolkit.kmeans.WebScaleKMeans` and the clustering stage
+:class:`~tsc_toolkit.clustering.kmeans.WebScaleKMeans` and the clustering stage
 :class:`~tsc_toolkit.clustering.FeatureClusterer` are vector-space estimators and pass them
 all.
 
 Examples
 --------
->>> from tsc_toolkit.kmeans import WebScaleKMeans
+>>> from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 >>> expected_failed_checks(WebScaleKMeans())
 {}
 >>> from tsc_toolkit import CNNKMeans
@@ -71,7 +71,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     estimator : estimator instance
         A :class:`~tsc_toolkit.CNNKMeans`, or one of the transformers of series
         (:class:`~tsc_toolkit.embedding.TLossEncoder`,
-        :class:`~tsc_toolkit.random_kernels.RandomKernelFeatures`): a few time-series semantics
+        :class:`~tsc_toolkit.views.random_kernels.RandomKernelFeatures`): a few time-series semantics
         differ from scikit-learn's rows of features. Any other toolkit estimator: none.
 
     Returns
@@ -81,7 +81,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     """
     from .cnn_kmeans import CNNKMeans
     from .embedding import TLossEncoder
-    from .random_kernels import RandomKernelFeatures
+    from .views.random_kernels import RandomKernelFeatures
 
     if isinstance(estimator, CNNKMeans):
         return dict(_CNN_KMEANS)

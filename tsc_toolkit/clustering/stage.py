@@ -10,8 +10,8 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..graph_clustering import GRAPH_WEIGHTS, member_means, neighbour_vote, resolve_neighbors
 from ..seeding import stage_seed
+from .graph_clustering import GRAPH_WEIGHTS, member_means, neighbour_vote, resolve_neighbors
 
 __all__ = ["FeatureClusterer", "CLUSTERINGS", "KMEANS_ALGORITHMS", "inertia"]
 
@@ -36,7 +36,7 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
         Number of clusters.
     clustering : {"spectral", "kmeans"}, default="spectral"
         "spectral": spectral clustering of the k-nearest-neighbour graph of the points
-        (:func:`tsc_toolkit.graph_clustering.spectral_labels`; a graph in more pieces than
+        (:func:`tsc_toolkit.clustering.graph_clustering.spectral_labels`; a graph in more pieces than
         ``n_clusters`` has its pieces grouped whole); new points take the cluster of most of
         their ``n_neighbors_`` nearest training points. "kmeans": K-Means (``algorithm``);
         new points go to the nearest center.
@@ -50,9 +50,9 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
     n_neighbors : int or "auto", default="auto"
         Neighbours per point in the graph; "auto": the count among 5, 7 and 10 whose graph
         shows ``n_clusters`` groups most clearly
-        (:func:`tsc_toolkit.graph_clustering.choose_neighbors`).
+        (:func:`tsc_toolkit.clustering.graph_clustering.choose_neighbors`).
     graph_weights : {"local-scaling", "unit"}, default="local-scaling"
-        Edge weights of the graph (:func:`tsc_toolkit.graph_clustering.neighbour_graph`).
+        Edge weights of the graph (:func:`tsc_toolkit.clustering.graph_clustering.neighbour_graph`).
     random_state : int, RandomState or None, default=None
         Seed of K-Means; an int is used as it is.
     device : str, default="cpu"
@@ -123,7 +123,7 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"n_clusters={k} is more than the {len(F)} training points "
                              f"(n_samples={len(F)}).")
         if self.clustering == "spectral":
-            from ..graph_clustering import spectral_labels
+            from .graph_clustering import spectral_labels
 
             self.n_neighbors_ = resolve_neighbors(F, k, self.n_neighbors, self.graph_weights)
             labels = spectral_labels(F, k, self.n_neighbors_, seed, self.n_init,
@@ -150,7 +150,7 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
         return self._nearest(F)[0]
 
     def _nearest(self, F) -> tuple[np.ndarray, np.ndarray]:
-        from ..training import nearest_centers
+        from ..embedding.training import nearest_centers
 
         parts = [nearest_centers(np.asarray(F[i:i + _CHUNK]), self.cluster_centers_)
                  for i in range(0, max(len(F), 1), _CHUNK)]
@@ -158,7 +158,7 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
 
     def _kmeans(self, k: int, seed: int):
         if self.algorithm == "webscale":
-            from ..kmeans import WebScaleKMeans
+            from .kmeans import WebScaleKMeans
 
             return WebScaleKMeans(k=k, num_trials=self.n_init, random_state=seed,
                                   device=self.device)

@@ -13,14 +13,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import checkpoints
 from ..clustering.stage import FeatureClusterer
 from ..data import TimeSeriesValueError, as_dataset, series_lengths
-from ..encoder import CausalCNNEncoder, encode, prepare_input
 from ..persistence import ModelFormatError, json_params, read_bundle, write_bundle
-from ..scaling import SCALING_METHODS, SeriesScaler
 from ..seeding import stage_seed
-from ..training import (
+from . import checkpoints
+from .encoder import CausalCNNEncoder, encode, prepare_input
+from .scaling import SCALING_METHODS, SeriesScaler
+from .training import (
     Distributed,
     PairEncoder,
     make_batches,
@@ -29,7 +29,7 @@ from ..training import (
     silhouette,
     threads_for_training,
 )
-from ..triplet import sample_triplets, triplet_loss
+from .triplet import sample_triplets, triplet_loss
 
 __all__ = ["TLossEncoder", "AUTO_STEPS", "HISTORY_COLUMNS"]
 
@@ -71,7 +71,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
     compared_length : int or None, default=128
         Longest anchor window; None for no cap.
     scaling : {"series", "channel", "none"}, default="series"
-        See :class:`~tsc_toolkit.scaling.SeriesScaler`.
+        See :class:`~tsc_toolkit.embedding.scaling.SeriesScaler`.
     normalize : {"l2", "standard", "none"} or None, default="l2"
         How embeddings are normalised: "l2" to unit length, "standard" by the training
         embeddings' mean and standard deviation, "none" (or None) not at all.
@@ -96,7 +96,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     module_ : torch.nn.Module
-        The trained network (:class:`~tsc_toolkit.encoder.CausalCNNEncoder`).
+        The trained network (:class:`~tsc_toolkit.embedding.encoder.CausalCNNEncoder`).
     scaler_ : SeriesScaler
     history_ : pandas.DataFrame
         One row per epoch: epoch, train_loss, train_score, valid_loss, valid_score.
@@ -110,7 +110,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from tsc_toolkit.datasets import make_series
+    >>> from tsc_toolkit.io.datasets import make_series
     >>> from tsc_toolkit.embedding import TLossEncoder
     >>> X, _ = make_series(40, length=30, random_state=0)
     >>> enc = TLossEncoder(blocks=1, filters=8, reduced_size=8, output_size=4, max_steps=5,

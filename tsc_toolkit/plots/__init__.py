@@ -11,7 +11,7 @@ drawn with WebGL) and centre plots draw a sample of members; each figure says so
 
 - :func:`projection` and :class:`Projector`: embeddings in 2-D (PCA, UMAP, t-SNE).
 - :func:`centroids`: per cluster, the members, the centre series and a quantile band.
-- :func:`elbow`: the k-selection criteria of :func:`tsc_toolkit.selection.scan_k`.
+- :func:`elbow`: the k-selection criteria of :func:`tsc_toolkit.clustering.selection.scan_k`.
 - :func:`training_curves`, :func:`cluster_sizes`, :func:`contingency`.
 """
 

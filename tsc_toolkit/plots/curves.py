@@ -120,7 +120,7 @@ def centroids(model_or_X: Any, labels: Any = None, *, X: Any = None, center: str
 
     Examples
     --------
-    >>> from tsc_toolkit.datasets import make_series
+    >>> from tsc_toolkit.io.datasets import make_series
     >>> from tsc_toolkit.plots import centroids
     >>> X, y = make_series(30, n_clusters=3, length=20)
     >>> fig = centroids(X, y)

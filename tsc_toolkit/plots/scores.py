@@ -94,7 +94,7 @@ def elbow(scan: Any, *, suggested: dict[str, int] | None = None, selected: int |
     Parameters
     ----------
     scan : KScan or DataFrame
-        The result of :func:`tsc_toolkit.selection.scan_k` (its ``scores_`` and
+        The result of :func:`tsc_toolkit.clustering.selection.scan_k` (its ``scores_`` and
         ``suggested_``), or a DataFrame with a ``k`` column and any of ``inertia``,
         ``silhouette``, ``calinski_harabasz``, ``davies_bouldin``, ``gap`` (with
         ``gap_se`` for error bars). Criteria that are absent or all NaN get no panel.

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..archives import extract_tar
+from ..io.archives import extract_tar
 from ..resources import source_files
 from .shared.aws import split_s3_uri
 

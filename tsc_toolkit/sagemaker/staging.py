@@ -2,7 +2,7 @@
 
 A SageMaker batch transform hands each S3 object under its input prefix to one instance, so
 a single large file keeps one instance busy while the others idle. :func:`upload_series`
-streams any source (see :mod:`tsc_toolkit.sources`) into ``parts`` fg-style CSV files of
+streams any source (see :mod:`tsc_toolkit.io.sources`) into ``parts`` fg-style CSV files of
 consecutive series, a chunk at a time, and uploads them; give ``parts`` at least the
 transform's ``instance_count`` (a few times it evens out the load).
 """
@@ -23,7 +23,7 @@ def upload_series(source, s3_prefix: str, *, parts: int, boto_session=None,
     Parameters
     ----------
     source : path, array, SeriesSource or iterable of chunks
-        Anything :func:`tsc_toolkit.sources.open_series` opens (``channels=`` and the Parquet
+        Anything :func:`tsc_toolkit.io.sources.open_series` opens (``channels=`` and the Parquet
         options go in ``open_options``). A source that does not know its length is read twice
         (once to count).
     s3_prefix : str
@@ -40,8 +40,8 @@ def upload_series(source, s3_prefix: str, *, parts: int, boto_session=None,
     -------
     list of str
     """
-    from ..csvio import write_csv
-    from ..sources import open_series
+    from ..io.csvio import write_csv
+    from ..io.sources import open_series
     from .shared.aws import split_s3_uri
 
     source = open_series(source, **open_options)

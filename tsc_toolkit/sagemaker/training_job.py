@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..archives import extract_tar
+from ..io.archives import extract_tar
 from .shared import sessions
 from .shared.aws import TRAINING_LOG_GROUP, split_s3_uri
 
@@ -399,8 +399,8 @@ def _upload_channel(data, boto, bucket: str, prefix: str, name: str) -> tuple[st
         return f"s3://{bucket}/{key_prefix}", None
     if isinstance(data, (str, os.PathLike)):
         raise FileNotFoundError(f"No file or folder at {data!r} (S3 data must start with s3://).")
-    from ..csvio import write_csv
     from ..data import as_dataset
+    from ..io.csvio import write_csv
 
     X = as_dataset(data)
     buf = io.StringIO()

@@ -55,13 +55,13 @@ class KSelector(WidgetBase):
 
     Moving the slider runs ``refit_clusters(k)`` on a shallow copy of the model, so the model
     you passed keeps its clusters and the encoder is never retrained. With a k scan (from
-    :func:`tsc_toolkit.selection.scan_k`) its labels and scores are used where it has them.
+    :func:`tsc_toolkit.clustering.selection.scan_k`) its labels and scores are used where it has them.
 
     Parameters
     ----------
     model_or_scan : fitted CNNKMeans, or a k scan
         A model (``embeddings_``, ``labels_``, ``refit_clusters``), or the result of
-        :func:`tsc_toolkit.selection.scan_k` (``scores_``, one row per k, and ``labels``, a
+        :func:`tsc_toolkit.clustering.selection.scan_k` (``scores_``, one row per k, and ``labels``, a
         dict k -> labels); a scan needs ``embeddings`` too.
     X : array-like, optional
         The training series; when given, the centroids of each k are drawn.

@@ -221,7 +221,7 @@ def predict_fn(input_object: SeriesRequest | np.ndarray, model) -> Prediction:
     channels = int(model.n_channels_)
     try:
         if isinstance(input_object, SeriesRequest) and input_object.text is not None:
-            from ...csvio import parse_csv_text
+            from ...io.csvio import parse_csv_text
 
             X = parse_csv_text(input_object.text, channels=channels, source="the request")
         else:
@@ -243,7 +243,7 @@ def output_fn(prediction: Prediction, accept: str | None) -> str:
     """Encode predictions in the ``accept`` format (one line or object per series)."""
     fmt = _resolve_accept(accept, fallback=JSON)
     if fmt == CSV:
-        from ...csvio import format_predictions_csv
+        from ...io.csvio import format_predictions_csv
 
         return format_predictions_csv(prediction.closest_cluster, prediction.embedding)
     rows = [{"closest_cluster": int(c), "distance_to_cluster": float(d),

@@ -7,7 +7,7 @@ contract. It reads the hyperparameters from ``/opt/ml/input/config/hyperparamete
 ``local_lloyd_init_method``, ``local_lloyd_num_trials``, ``half_life_time_size``,
 ``eval_metrics``, ``force_dense``), the ``train`` channel (and optional ``test`` channel) as
 recordIO-protobuf or headerless CSV (``text/csv;label_size=0``), fits
-:class:`tsc_toolkit.kmeans.WebScaleKMeans`, and writes a genuine ``model_algo-1`` (an MXNet
+:class:`tsc_toolkit.clustering.kmeans.WebScaleKMeans`, and writes a genuine ``model_algo-1`` (an MXNet
 NDArray list holding the ``(k, feature_dim)`` centroids) into ``SM_MODEL_DIR``. It prints the
 container's quality-metric lines (``#quality_metric: host=algo-1, train msd <loss>=...``). On
 bad input it writes the reason to ``/opt/ml/output/failure`` and exits with status 1.
@@ -29,7 +29,7 @@ Inference: :func:`model_fn`, :func:`input_fn`, :func:`predict_fn`, :func:`output
 Examples
 --------
 >>> import numpy as np
->>> from tsc_toolkit.kmeans import WebScaleKMeans
+>>> from tsc_toolkit.clustering.kmeans import WebScaleKMeans
 >>> from tsc_toolkit.sagemaker.container.kmeans import invoke
 >>> km = WebScaleKMeans(k=2, device="cpu")
 >>> km.cluster_centers_ = np.array([[0.0, 0.0], [10.0, 10.0]], dtype=np.float32)
@@ -232,8 +232,8 @@ def train(base_dir: str | os.PathLike | None = None, *, random_state: int | None
     model_dir = Path(env.get("SM_MODEL_DIR") or base / "model")
     config_dir = Path(env.get("SM_INPUT_CONFIG_DIR") or base / "input" / "config")
     try:
-        from ...kmeans import WebScaleKMeans
-        from ...ndarray_file import write_ndarray_list
+        from ...clustering.kmeans import WebScaleKMeans
+        from ...io.ndarray_file import write_ndarray_list
 
         hp_file = config_dir / "hyperparameters.json"
         try:
@@ -301,9 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ------------------------------------------------------------------------ inference
 
 def model_fn(model_dir: str | os.PathLike):
-    """The :class:`~tsc_toolkit.kmeans.WebScaleKMeans` of a ``model_algo-1``, a
+    """The :class:`~tsc_toolkit.clustering.kmeans.WebScaleKMeans` of a ``model_algo-1``, a
     ``model.tar.gz``, or a folder holding either."""
-    from ...kmeans import WebScaleKMeans
+    from ...clustering.kmeans import WebScaleKMeans
 
     path = Path(model_dir)
     if path.is_dir():

@@ -51,8 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...archives import extract_tar
 from ...hyperparameters import ARCHITECTURE_PARAMS
+from ...io.archives import extract_tar
 
 __all__ = ["main", "parse_arguments", "read_channel", "find_model", "ARCHITECTURE_PARAMS"]
 
@@ -101,8 +101,8 @@ def read_channel(path: str | os.PathLike, *, channels: int = 1) -> np.ndarray:
     unless it ends in ``.parquet``/``.pq`` or ``.arrow``/``.feather`` (long or wide layout,
     read by record batch; needs pyarrow) or ``.npy``.
     """
-    from ...csvio import read_csv
-    from ...sources import open_series
+    from ...io.csvio import read_csv
+    from ...io.sources import open_series
 
     def read(f: Path) -> np.ndarray:
         if f.suffix.lower() not in _CHUNKED_SUFFIXES:

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ...archives import extract_tar
+from ...io.archives import extract_tar
 from ..shared.aws import TRAINING_LOG_GROUP, is_builtin_kmeans_image, split_s3_uri
 
 __all__ = ["LocalRun", "run_training_job", "start_training_job", "get_run",

@@ -61,7 +61,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ...archives import extract_tar
+from ...io.archives import extract_tar
 from ..container import kmeans as kmeans_container
 from ..container.inference import RequestError
 from ..shared.aws import is_builtin_kmeans_image, split_s3_uri

@@ -41,7 +41,7 @@ def extract_tar(archive: tarfile.TarFile | str | os.PathLike, target: str | os.P
     Examples
     --------
     >>> import io, tarfile, tempfile
-    >>> from tsc_toolkit.archives import extract_tar
+    >>> from tsc_toolkit.io.archives import extract_tar
     >>> buf = io.BytesIO()
     >>> with tarfile.open(fileobj=buf, mode="w") as tar:
     ...     info = tarfile.TarInfo("../escape.txt"); info.size = 0
@@ -50,7 +50,7 @@ def extract_tar(archive: tarfile.TarFile | str | os.PathLike, target: str | os.P
     >>> extract_tar(tarfile.open(fileobj=buf), tempfile.mkdtemp())
     Traceback (most recent call last):
     ...
-    tsc_toolkit.archives.UnsafeArchiveError: Archive entry '../escape.txt' points outside the target folder.
+    tsc_toolkit.io.archives.UnsafeArchiveError: Archive entry '../escape.txt' points outside the target folder.
     """
     if not isinstance(archive, tarfile.TarFile):
         with tarfile.open(archive) as tar:

@@ -40,7 +40,7 @@ except ImportError:  # scikit-learn 1.5
     def _validate_data(estimator, X, **kwargs):
         return estimator._validate_data(X, **kwargs)
 
-from .ndarray_file import read_ndarray_list, write_ndarray_list
+from ..io.ndarray_file import read_ndarray_list, write_ndarray_list
 
 __all__ = ["WebScaleKMeans", "ClusterAssignment"]
 
@@ -108,7 +108,7 @@ class WebScaleKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.kmeans import WebScaleKMeans
+    >>> from tsc_toolkit.clustering.kmeans import WebScaleKMeans
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(c, 0.1, size=(500, 2)) for c in (0, 5, 10)])
     >>> km = WebScaleKMeans(k=3, random_state=0, device="cpu").fit(X)

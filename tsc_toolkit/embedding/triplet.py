@@ -102,7 +102,7 @@ def triplet_loss(pair_encoder, inputs: torch.Tensor, anchors: Crops, positives: 
     """T-Loss of one batch (a scalar tensor with gradient).
 
     ``pair_encoder(xa, la, xo, lo)`` embeds the anchors and the other crops in one call
-    (see :class:`tsc_toolkit.training.PairEncoder`), so that DistributedDataParallel sees
+    (see :class:`tsc_toolkit.embedding.training.PairEncoder`), so that DistributedDataParallel sees
     one forward pass per backward pass.
     """
     n = len(anchors.series)

@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..data import TimeSeriesValueError, as_dataset, check_dataset, from_long_frame
 from .csvio import parse_csv_text
-from .data import TimeSeriesValueError, as_dataset, check_dataset, from_long_frame
 
 __all__ = ["Chunk", "SeriesSource", "ArraySource", "ParquetSource", "CSVSource",
            "IterableSource", "open_series", "require_pyarrow"]
@@ -221,7 +221,7 @@ class ParquetSource(SeriesSource):
         names = self._schema_names()
         import pandas as pd
 
-        from .data import _long_columns
+        from ..data import _long_columns
 
         found = _long_columns(pd.DataFrame(columns=names))
         if layout == "auto":
@@ -398,7 +398,7 @@ def open_series(obj, *, channels: int = 1, layout: str = "auto", **options) -> S
     Examples
     --------
     >>> import numpy as np, tempfile, os
-    >>> from tsc_toolkit.sources import open_series
+    >>> from tsc_toolkit.io.sources import open_series
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
     >>> np.save(path, np.arange(24, dtype=np.float32).reshape(4, 1, 6))
     >>> src = open_series(path)
@@ -428,7 +428,7 @@ def open_series(obj, *, channels: int = 1, layout: str = "auto", **options) -> S
 # ---------------------------------------------------------------------- helpers
 
 def _lengths(X: np.ndarray) -> np.ndarray:
-    from .data import series_lengths
+    from ..data import series_lengths
 
     return series_lengths(X)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .persistence import json_params, read_bundle, write_bundle
+from ..persistence import json_params, read_bundle, write_bundle
 
 __all__ = ["KIND", "list_checkpoints", "save_checkpoint", "resume", "fingerprint"]
 
@@ -45,7 +45,7 @@ def list_checkpoints(checkpoint_dir) -> list[Path]:
 def save_checkpoint(stage, optimizer, rngs: dict, X: np.ndarray, epoch: int) -> Path:
     """Write the full training state of the encoder ``stage`` after ``epoch`` and keep only
     the newest :data:`KEEP`."""
-    from . import __version__
+    from .. import __version__
 
     opt = optimizer.state_dict()
     state, tensors = stage.state()

@@ -21,7 +21,7 @@ Reading checks every size against the bytes at hand, so a truncated or hostile f
 Examples
 --------
 >>> import numpy as np
->>> from tsc_toolkit.ndarray_file import read_ndarray_list, write_ndarray_list
+>>> from tsc_toolkit.io.ndarray_file import read_ndarray_list, write_ndarray_list
 >>> data = write_ndarray_list([np.eye(2, dtype=np.float32)])
 >>> len(data), data[:8].hex()
 (88, '1201000000000000')

@@ -34,7 +34,7 @@ class SeriesScaler:
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.scaling import SeriesScaler
+    >>> from tsc_toolkit.embedding.scaling import SeriesScaler
     >>> X = np.array([[[1.0, 2.0, 3.0, np.nan]]], dtype=np.float32)
     >>> SeriesScaler("series").fit(X).transform(X).astype(float).round(3).tolist()
     [[[-1.225, 0.0, 1.225, nan]]]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..resources import bundled_dir
 from .csvio import write_csv
-from .resources import bundled_dir
 
 __all__ = ["make_series", "write_sample_files", "load_dataset", "list_datasets", "data_dir",
            "REAL_DATASETS"]
@@ -62,7 +62,7 @@ def make_series(n_series: int = 300, n_clusters: int = 3, length: int = 50, *,
 
     Examples
     --------
-    >>> from tsc_toolkit.datasets import make_series
+    >>> from tsc_toolkit.io.datasets import make_series
     >>> X, y = make_series(60, n_clusters=3, missing_rate=0.1, short_fraction=0.2)
     >>> X.shape, sorted(set(y.tolist()))
     ((60, 1, 50), [0, 1, 2])
@@ -163,7 +163,7 @@ def load_dataset(name: str, split: str = "all") -> tuple[np.ndarray, np.ndarray]
 
     Examples
     --------
-    >>> from tsc_toolkit.datasets import load_dataset
+    >>> from tsc_toolkit.io.datasets import load_dataset
     >>> X, y = load_dataset("BasicMotions")
     >>> X.shape
     (80, 6, 100)

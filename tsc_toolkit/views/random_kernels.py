@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .data import as_dataset
-from .seeding import stage_seed
+from ..data import as_dataset
+from ..seeding import stage_seed
 
 __all__ = ["RandomKernelFeatures", "interpolate_gaps"]
 
@@ -81,8 +81,8 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from tsc_toolkit.datasets import make_series
-    >>> from tsc_toolkit.random_kernels import RandomKernelFeatures
+    >>> from tsc_toolkit.io.datasets import make_series
+    >>> from tsc_toolkit.views.random_kernels import RandomKernelFeatures
     >>> X, _ = make_series(40, length=60, random_state=0)
     >>> RandomKernelFeatures(n_features=500, n_components=8).fit_transform(X).shape
     (40, 8)
@@ -230,8 +230,8 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
 
     def save(self, path):
         """Save the fitted view to the folder ``path`` (JSON config + safetensors)."""
-        from . import __version__
-        from .persistence import json_params, write_bundle
+        from .. import __version__
+        from ..persistence import json_params, write_bundle
 
         check_is_fitted(self, "components_")
         return write_bundle(path, _KIND, {"library_version": __version__,
@@ -241,7 +241,7 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, path) -> RandomKernelFeatures:
         """Open a view saved with :meth:`save`. Nothing is unpickled or executed."""
-        from .persistence import ModelFormatError, read_bundle
+        from ..persistence import ModelFormatError, read_bundle
 
         meta, tensors = read_bundle(path, _KIND)
         params = dict(meta.get("params", {}))

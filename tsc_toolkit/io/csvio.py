@@ -22,7 +22,7 @@ from typing import IO
 
 import numpy as np
 
-from .data import TimeSeriesValueError, check_dataset
+from ..data import TimeSeriesValueError, check_dataset
 
 __all__ = ["read_csv", "parse_csv_text", "write_csv", "write_predictions_csv",
            "format_predictions_csv"]

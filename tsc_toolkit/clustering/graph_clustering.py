@@ -108,7 +108,7 @@ def choose_neighbors(features: np.ndarray, k: int, weights: str = "local-scaling
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.graph_clustering import choose_neighbors
+    >>> from tsc_toolkit.clustering.graph_clustering import choose_neighbors
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(3, 0.5, (20, 2))])
     >>> choose_neighbors(X, 2) in (5, 7, 10)
@@ -139,7 +139,7 @@ def graph_pieces(A) -> tuple[int, np.ndarray]:
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.graph_clustering import graph_pieces, neighbour_graph
+    >>> from tsc_toolkit.clustering.graph_clustering import graph_pieces, neighbour_graph
     >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
     >>> count, piece = graph_pieces(neighbour_graph(X, 2))
     >>> count, piece.tolist()
@@ -165,7 +165,7 @@ def group_pieces(features: np.ndarray, piece: np.ndarray, k: int, random_state: 
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.graph_clustering import group_pieces
+    >>> from tsc_toolkit.clustering.graph_clustering import group_pieces
     >>> X = np.array([[0.0], [0.2], [1.0], [1.2], [9.0], [9.2]])
     >>> group_pieces(X, np.array([0, 0, 1, 1, 2, 2]), 2, random_state=0).tolist()
     [0, 0, 0, 0, 1, 1]
@@ -202,7 +202,7 @@ def spectral_labels(features: np.ndarray, k: int, n_neighbors, random_state: int
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.graph_clustering import spectral_labels
+    >>> from tsc_toolkit.clustering.graph_clustering import spectral_labels
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(3, 0.5, (20, 2))])
     >>> labels = spectral_labels(X, 2, n_neighbors=5, random_state=0)
@@ -251,7 +251,7 @@ def member_means(features: np.ndarray, labels: np.ndarray, k: int,
     Examples
     --------
     >>> import numpy as np
-    >>> from tsc_toolkit.graph_clustering import member_means
+    >>> from tsc_toolkit.clustering.graph_clustering import member_means
     >>> member_means(np.array([[0.0], [2.0], [5.0]]), np.array([0, 0, 1]), 3).ravel().tolist()
     [1.0, 5.0, 2.3333333333333335]
     """

@@ -32,7 +32,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-from .clustering.stage import inertia
+from .stage import inertia
 
 __all__ = ["KScan", "scan_k", "METRICS", "RECOMMENDED", "RECOMMENDED_SPECTRAL", "recommended_order"]
 
@@ -184,7 +184,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
         ``algorithm`` is given. The same stage clusters the gap's reference sets.
     algorithm : {"lloyd", "elkan", "webscale"} or None, default=None
         The K-Means variant of ``"kmeans"``: scikit-learn's ``KMeans`` with this algorithm,
-        or :class:`tsc_toolkit.kmeans.WebScaleKMeans` (SageMaker's built-in K-Means). None:
+        or :class:`tsc_toolkit.clustering.kmeans.WebScaleKMeans` (SageMaker's built-in K-Means). None:
         the model's, else ``"lloyd"``. ``algorithm="spectral"``, the former way to ask for
         spectral clustering, still works (with a FutureWarning).
     n_init : int, default=10
@@ -194,9 +194,9 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
         Neighbours per point in the graph of ``"spectral"``: the model's, else ``"auto"``.
         ``"auto"``: for each k, the count among 5, 7 and 10 whose graph shows k groups most
         clearly, as ``refit_clusters(k)`` chooses it for a model with ``n_neighbors="auto"``
-        (:func:`tsc_toolkit.graph_clustering.choose_neighbors`).
+        (:func:`tsc_toolkit.clustering.graph_clustering.choose_neighbors`).
     graph_weights : {"local-scaling", "unit"} or None, default=None
-        Edge weights of that graph (see :func:`tsc_toolkit.graph_clustering.neighbour_graph`):
+        Edge weights of that graph (see :func:`tsc_toolkit.clustering.graph_clustering.neighbour_graph`):
         the model's, else ``"local-scaling"``.
     sample_size : int or None, default=2000
         The silhouette is computed on this many randomly drawn points when there are more
@@ -235,7 +235,7 @@ def scan_k(X, k_range: Iterable[int] = range(2, 11), *,
     Examples
     --------
     >>> from sklearn.datasets import make_blobs
-    >>> from tsc_toolkit.selection import scan_k
+    >>> from tsc_toolkit.clustering.selection import scan_k
     >>> X, _ = make_blobs(n_samples=200, centers=4, n_features=4, cluster_std=0.6,
     ...                   random_state=1)
     >>> scan = scan_k(X, range(2, 8), n_init=2, n_refs=4, random_state=0)
@@ -351,8 +351,8 @@ def _embeddings(X) -> np.ndarray:
 
 def _stage(X, clustering, algorithm, n_neighbors, graph_weights, n_init):
     """The clustering stage of a scan (unfitted): the model's, with what the call overrides."""
-    from .clustering.stage import CLUSTERINGS, KMEANS_ALGORITHMS, FeatureClusterer
     from .graph_clustering import GRAPH_WEIGHTS
+    from .stage import CLUSTERINGS, KMEANS_ALGORITHMS, FeatureClusterer
 
     if algorithm == "spectral":
         warnings.warn("scan_k(algorithm='spectral') is now clustering='spectral'.",
