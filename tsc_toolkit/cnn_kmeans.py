@@ -276,6 +276,17 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_neighbors_ = _stage_attribute("clusterer_", "n_neighbors_",
                                     "Neighbours per series in the clustering graph.")
 
+    @property
+    def n_series_clustered_(self) -> int:
+        """Series the clustering stage was fitted on: the training series, or every series of
+        a source that :func:`tsc_toolkit.streaming.fit` clustered with ``cluster_on="all"``."""
+        return len(self.clusterer_.labels_)
+
+    @property
+    def n_series_streamed_(self) -> int:
+        """The name :func:`tsc_toolkit.streaming.fit` gives ``n_series_clustered_``."""
+        return self.n_series_clustered_
+
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, y=None, X_valid=None, callbacks=None):

@@ -200,8 +200,8 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, cluster_on: str = "aut
     -------
     model
         Fitted: ``embeddings_`` and ``labels_`` are those of the drawn series;
-        ``n_series_streamed_`` counts the series clustered (the sample's size for
-        ``"sample"``).
+        ``n_series_streamed_`` (``n_series_clustered_``) counts the series clustered (the
+        sample's size for ``"sample"``).
     """
     from .seeding import fit_seed, stage_seed
 
@@ -225,7 +225,6 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, cluster_on: str = "aut
         total = source.n_series
         larger = total is None or total > len(drawn.ids)
         cluster_on = "all" if larger and not graph else "sample"
-    model.n_series_streamed_ = len(drawn.ids)
     if cluster_on == "sample":
         return model
     with tempfile.TemporaryDirectory(prefix="tsc-embeddings-") as tmp:
@@ -241,7 +240,6 @@ def fit(model, source, *, sample_size: int = SAMPLE_SIZE, cluster_on: str = "aut
         clusterer = model.make_clusterer(model.n_clusters_, seed).set_params(
             algorithm="webscale").fit(np.load(path, mmap_mode="r"))
         model.set_clusterer(clusterer, embeddings=np.load(emb_path, mmap_mode="r"))
-        model.n_series_streamed_ = int(len(clusterer.labels_))
     return model
 
 
