@@ -58,8 +58,10 @@ def scan_set(path: Path, seed: int = SEED, algorithm: str = ALGORITHM,
     tic = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gap's "still growing" warning is in the table
+        stage = ({"clustering": "spectral"} if algorithm == "spectral" else
+                 {"clustering": "kmeans", "algorithm": algorithm})
         scan = scan_k(Z, ks, metrics=METRICS if metrics is None else metrics,
-                      algorithm=algorithm, random_state=seed)
+                      random_state=seed, **stage)
     row = {"series": len(Z), "classes": classes, "k scanned": f"{ks.start}-{ks.stop - 1}"}
     row.update({m: scan.suggested.get(m) for m in METRICS})
     row["recommended"] = scan.best_k_

@@ -88,19 +88,12 @@ def _stage(stage: str, n: int, length: int, dim: int, threads: int) -> dict:
             def work(data=Z):
                 WebScaleKMeans(k=10, random_state=0, device="cpu").fit(data)
         elif stage == "kscan":
-            try:
-                from tsc_toolkit.clustering.selection import scan_k
-            except ImportError:
-                scan_k = None
-                info["how"] = "scikit-learn loop (tsc_toolkit.clustering.selection not installed)"
-            else:
-                info["how"] = "tsc_toolkit.clustering.selection.scan_k"
+            from tsc_toolkit.clustering.selection import scan_k
+
+            info["how"] = "tsc_toolkit.clustering.selection.scan_k"
 
             def work(data=Z):
-                if scan_k is not None:
-                    scan_k(data, range(2, 11), metrics=KSCAN_METRICS, random_state=0)
-                else:
-                    _scan_fallback(data)
+                scan_k(data, range(2, 11), metrics=KSCAN_METRICS, random_state=0)
         elif stage == "projection":
             from sklearn.decomposition import PCA
 
@@ -112,18 +105,6 @@ def _stage(stage: str, n: int, length: int, dim: int, threads: int) -> dict:
     with PeakMemory() as mem, Timer() as t:
         work()
     return {"seconds": t.seconds, "extra_mib": mem.extra_mib, "peak_mib": mem.peak, **info}
-
-
-def _scan_fallback(Z: np.ndarray) -> None:
-    """What ``scan_k`` computes without the gap statistic, with scikit-learn alone."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-
-    for k in range(2, 11):
-        labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(Z)
-        silhouette_score(Z, labels, sample_size=min(2000, len(Z)), random_state=0)
-        calinski_harabasz_score(Z, labels)
-        davies_bouldin_score(Z, labels)
 
 
 def _points(cfg: Config) -> list[dict]:
