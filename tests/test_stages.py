@@ -223,3 +223,51 @@ def test_the_folders_name_the_stages():
     loose = {p.stem for p in PACKAGE.glob("*.py")}
     assert not loose & {old.rsplit(".", 1)[1] for old in __import__(
         "tsc_toolkit._moved", fromlist=["MOVED"]).MOVED}
+
+
+def test_pretraining_is_fitting_the_encoder_stage_on_a_corpus(tmp_path):
+    from tsc_toolkit.cli import main
+    from tsc_toolkit.embedding.tloss import TLossEncoder
+
+    arch = dict(blocks=1, filters=6, reduced_size=6, output_size=4)
+    corpus = []
+    for seed, length in ((0, 90), (1, 40)):
+        path = tmp_path / f"set{seed}.npy"
+        np.save(path, make_series(30, length=length, random_state=seed)[0])
+        corpus.append(str(path))
+    out = tmp_path / "encoder"
+    # the command a user runs on a tiny corpus (the architecture of the default model is the
+    # command's; here a small one through the function, the same code)
+    from tsc_toolkit.embedding.pretrain import pretrain
+
+    enc = pretrain(corpus, out, steps=4, n_windows=24, window_length=64, device="cpu", **arch)
+    assert enc.n_steps_ == 4 and enc.n_channels_ == 1
+    loaded = TLossEncoder.load(out)
+    X, _ = make_series(20, length=50, random_state=5)
+    np.testing.assert_array_equal(loaded.transform(X), enc.transform(X))
+    # a model started from it with no training of its own embeds as the pretrained encoder
+    model = CNNKMeans(clusters=2, epochs=0, kernel_features=0, pretrained=str(out),
+                      device="cpu", random_state=0, **arch).fit(X)
+    assert model.n_steps_ == 0 and model.encoder_stage_.pretrained_from_ == str(out)
+    np.testing.assert_allclose(model.embeddings_, enc.transform(X), rtol=1e-6, atol=1e-6)
+    # several channels: the first layer is shared out, so equal channels embed as one
+    X2 = np.repeat(X, 2, axis=1)
+    wide = TLossEncoder(epochs=0, pretrained=str(out), device="cpu", **arch).fit(X2)
+    np.testing.assert_allclose(wide.transform(X2), enc.transform(X), rtol=1e-5, atol=1e-5)
+    # (with 3 channels the first block of this small network has no 1x1 convolution to
+    # share out: it still starts from the pretrained weights, without that equality)
+    assert TLossEncoder(epochs=0, pretrained=str(out), device="cpu",
+                        **arch).fit(np.repeat(X, 3, axis=1)).pretrained_from_ == str(out)
+    # another architecture is refused by name, and "auto" falls back to random weights
+    with pytest.raises(ValueError, match="another architecture"):
+        TLossEncoder(epochs=0, pretrained=str(out), device="cpu",
+                     **{**arch, "output_size": 5}).fit(X)
+    auto = TLossEncoder(epochs=0, pretrained="auto", device="cpu", **arch).fit(X)
+    assert auto.pretrained_from_ is None
+    # the command line
+    assert main(["pretrain", *corpus, "--output", str(tmp_path / "cli"), "--steps", "2",
+                 "--windows", "10", "--window-length", "32", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert TLossEncoder.load(tmp_path / "cli").n_steps_ == 2
+    assert main(["pretrain", str(tmp_path / "missing.npy"), "--output",
+                 str(tmp_path / "x")]) == 2

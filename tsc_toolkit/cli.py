@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .hyperparameters import HYPERPARAMETERS, HyperparameterError, parse_hyperparameters
 
@@ -25,7 +26,8 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``tsc-toolkit`` (``fit``, ``predict``, ``serve``, ``notebooks``)."""
+    """The argument parser of ``tsc-toolkit`` (``fit``, ``pretrain``, ``predict``, ``serve``,
+    ``notebooks``)."""
     parser = argparse.ArgumentParser(
         prog="tsc-toolkit",
         description="Cluster time series with a T-Loss CNN encoder and K-Means.")
@@ -42,7 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     for name in HYPERPARAMETERS:
         if name != "verbose":
             hp.add_argument(f"--{name}", dest=f"hp:{name}", metavar="VALUE")
+    fit.add_argument("--pretrained", default=None, metavar="DIR",
+                     help="start the encoder from the weights in DIR (written by `tsc-toolkit "
+                          "pretrain`), or 'auto' for the encoder shipped with the package; "
+                          "default: random weights, as fg-research")
     fit.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
+
+    pre = sub.add_parser("pretrain", help="pretrain the encoder on a collection of series",
+                         description="Fit the T-Loss encoder on windows drawn evenly from each "
+                                     "data file (.npy or fg-style CSV; labels are never read) "
+                                     "and save it; `fit --pretrained DIR` and "
+                                     "CNNKMeans(pretrained=DIR) start from it.")
+    pre.add_argument("data", nargs="+", help="data files, one per data set")
+    pre.add_argument("--output", "-o", required=True, help="folder to save the encoder in")
+    pre.add_argument("--steps", type=int, default=4000, help="optimisation steps (4000)")
+    pre.add_argument("--windows", type=int, default=3000, help="windows drawn (3000)")
+    pre.add_argument("--window-length", type=int, default=512, help="longest window (512)")
+    pre.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    pre.add_argument("--device", default="auto", help="torch device (default: auto)")
+    pre.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
 
     pred = sub.add_parser("predict", help="cluster the series of a CSV file",
                           description="Write the cluster label and embedding of each series.")
@@ -90,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "notebooks":
             return _notebooks(args)
+        if args.command == "pretrain":
+            return _pretrain(args)
         return _predict(args)
     except (HyperparameterError, ValueError, FileExistsError) as err:
         print(f"tsc-toolkit {args.command}: error: {err}", file=sys.stderr)
@@ -106,6 +128,8 @@ def _fit(args) -> int:
     kwargs.setdefault("verbose", 0 if args.quiet else 1)
     if args.checkpoint_dir:
         kwargs["checkpoint_dir"] = args.checkpoint_dir
+    if args.pretrained:
+        kwargs["pretrained"] = args.pretrained
     X = read_csv(args.train, channels=channels)
     Xv = read_csv(args.valid, channels=channels) if args.valid else None
     model = CNNKMeans(**kwargs)
@@ -115,6 +139,21 @@ def _fit(args) -> int:
     path = model.save(args.model_dir)
     if not args.quiet:
         print(f"Model saved to {path}", flush=True)
+    return 0
+
+
+def _pretrain(args) -> int:
+    from .embedding.pretrain import pretrain
+
+    for path in args.data:
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such file.")
+    encoder = pretrain(args.data, args.output, steps=args.steps, n_windows=args.windows,
+                       window_length=args.window_length, random_state=args.seed,
+                       device=args.device, verbose=0 if args.quiet else 1)
+    if not args.quiet:
+        print(f"Encoder trained for {encoder.n_steps_} steps on {args.windows} windows of "
+              f"{len(args.data)} data set(s), saved to {args.output}", flush=True)
     return 0
 
 

@@ -29,7 +29,7 @@ _KIND = "tsc_toolkit.CNNKMeans"
 _ENCODER_PARAMS = ("blocks", "filters", "kernel_size", "reduced_size", "output_size",
                    "negative_samples", "lr", "batch_size", "epochs", "max_steps",
                    "compared_length", "scaling", "normalize", "score_sample_size", "device",
-                   "checkpoint_dir", "warm_start", "verbose")
+                   "checkpoint_dir", "warm_start", "pretrained", "verbose")
 #: The parameters of CNNKMeans that are the clustering stage's, under the same names.
 _CLUSTERING_PARAMS = ("algorithm", "n_init", "clustering", "n_neighbors", "graph_weights")
 
@@ -141,6 +141,12 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     warm_start : bool, default=False
         If True and the model is fitted, ``fit`` continues training the encoder on the new
         data for ``epochs`` more epochs instead of starting again.
+    pretrained : None, "auto" or path, default=None
+        Where the encoder's training starts: None, from random weights (fg-research's way);
+        a folder written by :func:`tsc_toolkit.embedding.pretrain.pretrain` (or
+        ``tsc-toolkit pretrain``); "auto", the encoder pretrained for the package when the
+        architecture is the default one (:class:`~tsc_toolkit.embedding.TLossEncoder`).
+        ``epochs``/``max_steps`` then set how long it is fine-tuned (``epochs=0``: not at all).
     verbose : int, default=0
         1 prints one line per epoch in fg-research's format
         (``epoch: N train_loss: ... train_score: ...``); 2 also shows progress bars.
@@ -218,7 +224,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                  scaling="series", normalize="l2", compared_length=128, max_steps=None,
                  score_sample_size=1000, n_init=10, kernel_features=10000,
                  clustering="spectral", n_neighbors="auto", graph_weights="local-scaling",
-                 checkpoint_dir=None, warm_start=False,
+                 checkpoint_dir=None, warm_start=False, pretrained=None,
                  verbose=0):
         self.clusters = clusters
         self.algorithm = algorithm
@@ -245,6 +251,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.graph_weights = graph_weights
         self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
+        self.pretrained = pretrained
         self.verbose = verbose
 
     # ------------------------------------------------------------------ stages

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +32,8 @@ from .training import (
 )
 from .triplet import sample_triplets, triplet_loss
 
-__all__ = ["TLossEncoder", "AUTO_STEPS", "HISTORY_COLUMNS"]
+__all__ = ["TLossEncoder", "AUTO_STEPS", "HISTORY_COLUMNS", "shipped_weights",
+           "widen_first_layer"]
 
 KIND = "tsc_toolkit.TLossEncoder"
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_score", "valid_loss", "valid_score"]
@@ -90,6 +92,14 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         Save the training state after every epoch there; ``fit`` resumes from the newest.
     warm_start : bool, default=False
         If True and fitted, ``fit`` continues training on the new series.
+    pretrained : None, "auto" or path, default=None
+        Where training starts. None: from random weights (seeded). A path: from the weights of
+        an encoder saved there (by :meth:`save` or :func:`~tsc_toolkit.embedding.pretrain.
+        pretrain`), which must have this architecture. "auto": from the weights shipped with
+        the package (:func:`shipped_weights`) when the architecture is theirs, else from
+        random weights. Weights pretrained on univariate series start a multivariate encoder
+        with their first layer shared out over the channels (a series whose channels are all
+        equal then embeds as the univariate series would).
     verbose : int, default=0
         1: one line per epoch (``epoch: N train_loss: ... train_score: ...``); 2: also bars.
 
@@ -107,6 +117,8 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         Channels x steps of the padded training array, as scikit-learn counts features.
     embedding_mean_, embedding_scale_ : ndarray of shape (output_size,)
         The training embeddings' statistics (``normalize="standard"`` only).
+    pretrained_from_ : str or None
+        The weights training started from (None: random weights).
 
     Examples
     --------
@@ -140,6 +152,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         "device": [str, torch.device],
         "checkpoint_dir": [str, os.PathLike, None],
         "warm_start": ["boolean"],
+        "pretrained": [StrOptions({"auto"}), str, os.PathLike, None],
         "verbose": ["verbose"],
     }
 
@@ -147,7 +160,8 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
                  negative_samples=10, lr=0.001, batch_size=10, epochs=None, max_steps=None,
                  compared_length=128, scaling="series", normalize="l2", score_clusters=8,
                  score_algorithm="lloyd", score_sample_size=1000, random_state=None,
-                 device="auto", checkpoint_dir=None, warm_start=False, verbose=0):
+                 device="auto", checkpoint_dir=None, warm_start=False, pretrained=None,
+                 verbose=0):
         self.blocks = blocks
         self.filters = filters
         self.kernel_size = kernel_size
@@ -168,6 +182,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
+        self.pretrained = pretrained
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
@@ -224,6 +239,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
             self.n_channels_ = X.shape[1]
             self.scaler_ = SeriesScaler(self.scaling).fit(X)
             self.module_ = self._build(seed)
+            self.pretrained_from_ = self._start_from_pretrained()
             self.history_ = empty_history()
             self.n_steps_ = 0
         device = resolve_device(self.device)
@@ -307,6 +323,44 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
             torch.manual_seed(seed)
             return CausalCNNEncoder(2 * self.n_channels_, self.filters, self.blocks,
                                     self.reduced_size, self.output_size, self.kernel_size)
+
+    def _start_from_pretrained(self) -> str | None:
+        """Load the starting weights ``pretrained`` names; the folder they came from."""
+        if self.pretrained is None:
+            return None
+        auto = isinstance(self.pretrained, str) and self.pretrained == "auto"
+        source = shipped_weights() if auto else Path(self.pretrained)
+        if source is None:
+            return None
+        meta, tensors = read_bundle(source, KIND)
+        saved = meta.get("params", {})
+        differ = [f"{n}={saved.get(n)!r} (here {getattr(self, n)!r})" for n in ARCHITECTURE
+                  if saved.get(n) != getattr(self, n)]
+        if differ:
+            if auto:
+                return None
+            raise ValueError(f"The pretrained encoder in {source} has another architecture: "
+                             f"{', '.join(differ)}.")
+        weights = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
+        channels = int(meta.get("state", {}).get("n_channels", 1))
+        if channels != self.n_channels_:
+            if channels != 1:
+                raise ValueError(f"The pretrained encoder in {source} was trained on {channels} "
+                                 f"channels; it can start an encoder of {channels} channels, "
+                                 f"or of any number when trained on one, not "
+                                 f"{self.n_channels_}.")
+            weights = widen_first_layer(weights, self.n_channels_)
+            if "network.0.residual.weight" not in self.module_.state_dict():
+                # 2 x channels = filters: the first block adds its input as it is, without a
+                # 1x1 convolution, so the pretrained one has no place
+                weights = {k: v for k, v in weights.items()
+                           if not k.startswith("network.0.residual.")}
+        try:
+            self.module_.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise ModelFormatError(f"{source}: the weights do not fit the encoder "
+                                   f"({str(err).splitlines()[0]}).") from None
+        return str(source)
 
     def step_budget(self) -> int | None:
         """Steps to stop at: ``max_steps``; else :data:`AUTO_STEPS` when ``epochs`` is None."""
@@ -508,6 +562,41 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
             self.module_ = self._build(0)
             self.module_.load_state_dict(weights, strict=True)
             self.module_.eval()
+
+
+#: Where the encoder pretrained for the package lies (see docs/pretrained_encoder.md).
+SHIPPED = Path(__file__).resolve().parent / "weights" / "tloss-ucr20"
+
+
+def shipped_weights() -> Path | None:
+    """The folder of the encoder pretrained for the package, None when it is not installed."""
+    return SHIPPED if (SHIPPED / "config.json").is_file() else None
+
+
+def widen_first_layer(weights: dict, n_channels: int) -> dict:
+    """Univariate encoder weights made to read ``n_channels`` channels.
+
+    The first block reads values and their "observed" masks: each of its univariate input
+    weights is shared out equally over the channels (divided by their number), so a series
+    whose channels all equal one univariate series gives the same first-layer output.
+    """
+    import torch
+
+    out = dict(weights)
+
+    def widen(w):  # (out, 2, k) -> (out, 2 * n_channels, k)
+        return torch.cat([w[:, :1].repeat(1, n_channels, 1), w[:, 1:2].repeat(1, n_channels, 1)],
+                         dim=1) / n_channels
+
+    g, v = "network.0.conv1.conv.parametrizations.weight.original0", \
+        "network.0.conv1.conv.parametrizations.weight.original1"
+    effective = weights[g] * weights[v] / weights[v].norm(dim=(1, 2), keepdim=True)
+    wide = widen(effective)
+    out[v] = wide
+    out[g] = wide.norm(dim=(1, 2), keepdim=True)
+    if "network.0.residual.weight" in weights:
+        out["network.0.residual.weight"] = widen(weights["network.0.residual.weight"])
+    return out
 
 
 def empty_history():
