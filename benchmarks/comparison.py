@@ -57,6 +57,13 @@ def tables(runs: pd.DataFrame, by: str, default: str, seconds: str | None = None
     return {"summary": summary, "groups": by_group, "sets": per_set.reset_index()}
 
 
+def sections(t: dict[str, pd.DataFrame]) -> list[str]:
+    """The panel, group and set tables of :func:`tables`, as report lines."""
+    return ["## Panel", "", to_markdown(t["summary"]), "",
+            "## Groups", "", to_markdown(t["groups"]), "",
+            "## Sets", "", to_markdown(t["sets"]), ""]
+
+
 def main(argv, *, module: str, description: str, option: str, choices, out: str,
          run: Callable, tables: Callable, title: str, intro: Callable[[], str]) -> int:
     """The command line of a comparison: ``--features``, ``--out``, ``--<option>`` (a comma-
@@ -96,9 +103,7 @@ def main(argv, *, module: str, description: str, option: str, choices, out: str,
         f"{runs[['dataset', 'seed']].drop_duplicates().shape[0]}. Run time: "
         f"{time.perf_counter() - tic:.0f} s.",
         "",
-        "## Panel", "", to_markdown(t["summary"]), "",
-        "## Groups", "", to_markdown(t["groups"]), "",
-        "## Sets", "", to_markdown(t["sets"]), "",
+        *sections(t),
     ]))
     print(f"[{option}] wrote {path}")
     return 0

@@ -64,7 +64,7 @@ def test_quality_table_has_a_row_per_dataset_and_a_column_per_method(sections):
         ok = runs[(runs.method == method) & (runs.status == "ok")]
         assert len(ok) == len(loaded) * len(cfg.seeds)
         assert _finite(ok.nmi) and _finite(ok.ari) and _finite(ok.seconds)
-    peers = runs[runs.method.isin([quality.KSHAPE, quality.DTW, quality.ROCKET])
+    peers = runs[runs.method.isin([quality.KSHAPE, quality.DTW, quality.ROCKET, quality.KASBA])
                  & runs.dataset.isin(loaded)]
     if PEERS_INSTALLED:
         # where installed, a peer either produced numbers or was skipped for its cost
@@ -195,6 +195,8 @@ def test_costly_peers_are_skipped_on_the_large_sets_only():
     assert quality.estimated_seconds(quality.DTW, 211, 3, 251) < budget  # ArrowHead
     assert quality.estimated_seconds(quality.KSHAPE, 1074, 11, 1344) < budget  # PLAID
     assert quality.estimated_seconds(quality.KSHAPE, 442, 6, 427) < budget  # OSULeaf
+    assert quality.estimated_seconds(quality.KASBA, 200, 2, 150) < budget  # GunPoint
+    assert quality.estimated_seconds(quality.KASBA, 442, 6, 427) < budget  # OSULeaf
 
 
 def test_exponent_of_a_power_law():
@@ -322,3 +324,20 @@ def test_panel_fit_times_are_read_as_the_targets_read_them():
     targets = quality.targets_table(runs).set_index("target").measured
     assert targets["no fit over 5 minutes"] == "max 60 s"
     assert targets["median fit time <= 60 s"] == "24 s"
+
+
+def test_the_pretrained_benchmark_scores_the_fit_and_each_part_of_its_features():
+    from benchmarks import pretrained, stability
+    from tsc_toolkit.io.datasets import make_series
+
+    X, _ = make_series(30, n_clusters=2, length=40, random_state=0)
+    rows = pretrained.fit_variant(X, 2, 0, dict(blocks=1, filters=4, reduced_size=4,
+                                                output_size=4, epochs=0, kernel_features=200))
+    assert [r["suffix"] for r in rows] == ["", pretrained.EMBEDDING, pretrained.VIEW]
+    assert all(len(r["labels"]) == 30 for r in rows)
+    # the stability benchmark's perturbation is relative, tiny, and keeps the gaps
+    X[0, 0, 5] = np.nan
+    Xp = stability.perturbed(X)
+    assert np.isnan(Xp[0, 0, 5]) and np.isnan(Xp).sum() == 1
+    ok = ~np.isnan(X)
+    assert 0 < np.abs(Xp[ok] / X[ok] - 1).max() < 1e-5

@@ -32,6 +32,12 @@ def test_toolkit_names_and_none_values():
                       "scaling": "channel"}
 
 
+def test_the_pretrained_start_is_asked_for_by_name():
+    assert parse_hyperparameters({"pretrained": "auto"}) == {"pretrained": "auto"}
+    assert parse_hyperparameters({"pretrained": "none"}) == {"pretrained": None}
+    assert to_hyperparameters(CNNKMeans())["pretrained"] == "none"  # fg-research's start
+
+
 def test_neighbour_count_is_an_integer_or_auto():
     assert parse_hyperparameters({"n-neighbors": "auto"}) == {"n_neighbors": "auto"}
     assert parse_hyperparameters({"n-neighbors": "7"}) == {"n_neighbors": 7}

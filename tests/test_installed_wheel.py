@@ -87,11 +87,15 @@ CHECKS = textwrap.dedent("""
     assert Path(tsc_toolkit.__file__).resolve().is_relative_to(venv), tsc_toolkit.__file__
 
     from tsc_toolkit import CNNKMeans
+    from tsc_toolkit.embedding.tloss import shipped_weights
     from tsc_toolkit.io.datasets import data_dir, load_dataset
     from tsc_toolkit.plots import centroids
     from tsc_toolkit.sagemaker.deploy import package_model
     from tsc_toolkit.sagemaker.training_job import _package_source
 
+    # the encoder pretrained for the package is installed with it, inside the virtualenv
+    weights = shipped_weights()
+    assert weights is not None and weights.resolve().is_relative_to(venv), weights
     X, y = load_dataset("GunPoint")
     assert X.shape == (200, 1, 150), X.shape
     assert (data_dir() / "train.csv").is_file()

@@ -250,6 +250,10 @@ def test_pretraining_is_fitting_the_encoder_stage_on_a_corpus(tmp_path):
                       device="cpu", random_state=0, **arch).fit(X)
     assert model.n_steps_ == 0 and model.encoder_stage_.pretrained_from_ == str(out)
     np.testing.assert_allclose(model.embeddings_, enc.transform(X), rtol=1e-6, atol=1e-6)
+    # from pretrained weights the automatic budget is no training; max_steps still trains
+    assert TLossEncoder(pretrained=str(out), device="cpu", **arch).fit(X).n_steps_ == 0
+    assert TLossEncoder(pretrained=str(out), max_steps=3, device="cpu", **arch).fit(X).n_steps_ == 3
+    assert TLossEncoder(device="cpu", **arch).fit(X[:12]).n_steps_ == 100  # from random weights
     # several channels: the first layer is shared out, so equal channels embed as one
     X2 = np.repeat(X, 2, axis=1)
     wide = TLossEncoder(epochs=0, pretrained=str(out), device="cpu", **arch).fit(X2)

@@ -44,10 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in HYPERPARAMETERS:
         if name != "verbose":
             hp.add_argument(f"--{name}", dest=f"hp:{name}", metavar="VALUE")
-    fit.add_argument("--pretrained", default=None, metavar="DIR",
-                     help="start the encoder from the weights in DIR (written by `tsc-toolkit "
-                          "pretrain`), or 'auto' for the encoder shipped with the package; "
-                          "default: random weights, as fg-research")
     fit.add_argument("--quiet", action="store_true", help="do not print per-epoch lines")
 
     pre = sub.add_parser("pretrain", help="pretrain the encoder on a collection of series",
@@ -128,8 +124,6 @@ def _fit(args) -> int:
     kwargs.setdefault("verbose", 0 if args.quiet else 1)
     if args.checkpoint_dir:
         kwargs["checkpoint_dir"] = args.checkpoint_dir
-    if args.pretrained:
-        kwargs["pretrained"] = args.pretrained
     X = read_csv(args.train, channels=channels)
     Xv = read_csv(args.valid, channels=channels) if args.valid else None
     model = CNNKMeans(**kwargs)

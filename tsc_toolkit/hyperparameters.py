@@ -115,6 +115,10 @@ _SPECS: dict[str, _Spec] = {
     "graph-weights": _Spec("graph_weights", str.strip, lambda v: v in GRAPH_WEIGHTS,
                            _one_of(GRAPH_WEIGHTS)),
     "device": _Spec("device", str.strip, lambda v: bool(v), "'auto', 'cpu', 'cuda' or 'mps'"),
+    # fg-research trains from random weights; 'auto' starts from the encoder shipped with the
+    # package (docs/pretrained_encoder.md), a folder from one written by `tsc-toolkit pretrain`
+    "pretrained": _Spec("pretrained", _optional_str, lambda v: v is None or bool(v),
+                        "'auto', a folder, or 'none'"),
     "verbose": _Spec("verbose", _int, lambda v: v >= 0, "an integer >= 0"),
     "channels": _Spec("channels", _int, _positive, "an integer >= 1"),
 }

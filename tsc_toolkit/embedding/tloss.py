@@ -39,6 +39,9 @@ KIND = "tsc_toolkit.TLossEncoder"
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_score", "valid_loss", "valid_score"]
 #: Optimisation steps of a fit when neither ``epochs`` nor ``max_steps`` is set.
 AUTO_STEPS = 100
+#: The same for an encoder that starts from pretrained weights: none (on the development panel
+#: 100 more steps moved the mean NMI from 0.388 to 0.395 and the median fit from 2 s to 18 s).
+PRETRAINED_STEPS = 0
 #: The parameters that fix the network's shape (besides the channels of the data).
 ARCHITECTURE = ("blocks", "filters", "kernel_size", "reduced_size", "output_size")
 
@@ -67,7 +70,8 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
     batch_size : int, default=10
         Anchors per optimisation step.
     epochs : int or None, default=None
-        Passes over the series. None trains for ``max_steps`` steps, or :data:`AUTO_STEPS`.
+        Passes over the series. None trains for ``max_steps`` steps, or :data:`AUTO_STEPS`
+        (:data:`PRETRAINED_STEPS` from pretrained weights).
     max_steps : int or None, default=None
         Stop after this many optimisation steps in all.
     compared_length : int or None, default=128
@@ -363,10 +367,13 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         return str(source)
 
     def step_budget(self) -> int | None:
-        """Steps to stop at: ``max_steps``; else :data:`AUTO_STEPS` when ``epochs`` is None."""
+        """Steps to stop at: ``max_steps``; else, when ``epochs`` is None, :data:`AUTO_STEPS`,
+        or :data:`PRETRAINED_STEPS` for an encoder that started from pretrained weights."""
         if self.max_steps is not None:
             return self.max_steps
-        return AUTO_STEPS if self.epochs is None else None
+        if self.epochs is not None:
+            return None
+        return PRETRAINED_STEPS if getattr(self, "pretrained_from_", None) else AUTO_STEPS
 
     def _run_epoch(self, net, optimizer, inputs, lengths, rngs, dist, max_steps) -> float:
         batches = dist.shard(make_batches(lengths, self.batch_size, rngs["batches"]))
