@@ -275,3 +275,14 @@ def test_pretraining_is_fitting_the_encoder_stage_on_a_corpus(tmp_path):
     assert TLossEncoder.load(tmp_path / "cli").n_steps_ == 2
     assert main(["pretrain", str(tmp_path / "missing.npy"), "--output",
                  str(tmp_path / "x")]) == 2
+
+
+def test_the_light_modules_of_the_stage_folders_do_not_import_torch():
+    import subprocess
+    import sys
+
+    # the command line's parser, the hyperparameters and scaling load without torch
+    code = ("import sys, tsc_toolkit.cli, tsc_toolkit.hyperparameters, "
+            "tsc_toolkit.embedding.scaling, tsc_toolkit.clustering.selection; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

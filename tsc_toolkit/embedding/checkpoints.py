@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hyperparameters import ARCHITECTURE_PARAMS
 from ..persistence import json_params, read_bundle, write_bundle
 
 __all__ = ["KIND", "list_checkpoints", "save_checkpoint", "resume", "fingerprint"]
@@ -22,8 +23,6 @@ __all__ = ["KIND", "list_checkpoints", "save_checkpoint", "resume", "fingerprint
 KIND = "tsc_toolkit.CNNKMeans.checkpoint"
 #: How many of the newest checkpoints are kept.
 KEEP = 2
-#: Parameters a checkpoint must share with the model that resumes it.
-_ARCHITECTURE = ("blocks", "filters", "kernel_size", "reduced_size", "output_size")
 
 
 def fingerprint(X: np.ndarray) -> str:
@@ -88,11 +87,11 @@ def resume(stage, optimizer, rngs: dict, X: np.ndarray) -> int | None:
             f"The checkpoint in {latest} was written while training on other data. "
             "Empty checkpoint_dir (or choose another) to start a new training.")
     saved = meta["params"]
-    for name in _ARCHITECTURE:
+    for name in ARCHITECTURE_PARAMS:
         if saved.get(name) != getattr(stage, name):
             raise ValueError(f"The checkpoint in {latest} has {name}={saved.get(name)!r} "
                              f"but this model has {getattr(stage, name)!r}.")
-    params = {name: saved[name] for name in _ARCHITECTURE}
+    params = {name: saved[name] for name in ARCHITECTURE_PARAMS}
     restored = type(stage).from_state(params, meta["state"], tensors, latest)
     stage.module_.load_state_dict(restored.module_.state_dict())
     stage.scaler_, stage.history_ = restored.scaler_, restored.history_

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..clustering.stage import FeatureClusterer
 from ..data import TimeSeriesValueError, as_dataset, series_lengths
+from ..hyperparameters import ARCHITECTURE_PARAMS
 from ..persistence import ModelFormatError, json_params, read_bundle, write_bundle
 from ..seeding import stage_seed
 from . import checkpoints
@@ -42,8 +43,6 @@ AUTO_STEPS = 100
 #: The same for an encoder that starts from pretrained weights: none (on the development panel
 #: 100 more steps moved the mean NMI from 0.388 to 0.395 and the median fit from 2 s to 18 s).
 PRETRAINED_STEPS = 0
-#: The parameters that fix the network's shape (besides the channels of the data).
-ARCHITECTURE = ("blocks", "filters", "kernel_size", "reduced_size", "output_size")
 
 
 class TLossEncoder(TransformerMixin, BaseEstimator):
@@ -338,7 +337,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
             return None
         meta, tensors = read_bundle(source, KIND)
         saved = meta.get("params", {})
-        differ = [f"{n}={saved.get(n)!r} (here {getattr(self, n)!r})" for n in ARCHITECTURE
+        differ = [f"{n}={saved.get(n)!r} (here {getattr(self, n)!r})" for n in ARCHITECTURE_PARAMS
                   if saved.get(n) != getattr(self, n)]
         if differ:
             if auto:
@@ -431,10 +430,6 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Normalised embeddings of ``X``: ``(n_series, output_size)`` float32."""
         return self.embed_scaled(self.scale(X))
-
-    def embed_raw(self, X: np.ndarray) -> np.ndarray:
-        """Embeddings of the dataset ``X`` before normalisation (for the per-epoch scores)."""
-        return encode(self.module_, self.inputs(X), series_lengths(X), self._device())
 
     def _device(self) -> torch.device:
         device = resolve_device(self.device)
