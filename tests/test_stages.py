@@ -286,3 +286,15 @@ def test_the_light_modules_of_the_stage_folders_do_not_import_torch():
             "tsc_toolkit.embedding.scaling, tsc_toolkit.clustering.selection; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_model_whose_clustered_features_are_its_embeddings_saves_and_loads(data, tmp_path):
+    # K-Means on the embedding alone: the centers and features are the embedding's own arrays,
+    # which safetensors refuses to write twice unless they are copied
+    X = data[0]
+    model = CNNKMeans(clusters=3, clustering="kmeans", kernel_features=0, n_init=2,
+                      **SMALL).fit(X)
+    assert model.features_ is model.embeddings_
+    loaded = CNNKMeans.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.cluster_centers_, model.cluster_centers_)
