@@ -150,3 +150,49 @@ def test_any_number_of_channels(channels, rng):
     X = rng.normal(size=(5, channels, 20)).astype(np.float32)
     z = encode(enc, prepare_input(X), series_lengths(X), torch.device("cpu"))
     assert z.shape == (5, 6) and z.dtype == np.float32
+
+
+def test_inference_network_gives_the_trained_networks_embeddings_and_follows_its_weights(rng):
+    from tsc_toolkit.embedding.encoder import inference_network
+
+    enc = _encoder()
+    x = torch.from_numpy(rng.normal(size=(4, 2, 30)).astype(np.float32))
+    lengths = torch.tensor([30, 20, 7, 1])
+    frozen = inference_network(enc)
+    assert frozen is inference_network(enc)  # kept while the weights stay the same
+    assert not any(hasattr(m, "parametrizations") for m in frozen.modules())
+    with torch.no_grad():
+        np.testing.assert_allclose(frozen(x, lengths), enc(x, lengths), rtol=1e-6, atol=1e-6)
+    # the original keeps its weight norm (the copy must not strip it from the shared class)
+    assert all(hasattr(m.conv, "parametrizations") for m in enc.modules()
+               if type(m).__name__ == "_CausalConv")
+    # a training step changes the weights: the next call follows them
+    opt = torch.optim.SGD(enc.parameters(), lr=0.5)
+    enc.train()
+    enc(x, lengths).pow(2).sum().backward()
+    opt.step()
+    enc.eval()
+    updated = inference_network(enc)
+    assert updated is not frozen
+    with torch.no_grad():
+        np.testing.assert_allclose(updated(x, lengths), enc(x, lengths), rtol=1e-6, atol=1e-6)
+        assert not np.allclose(frozen(x, lengths), enc(x, lengths))
+
+
+def test_a_single_series_is_encoded_as_one_row_with_the_batched_embedding(rng, monkeypatch):
+    from tsc_toolkit.embedding import encoder as module
+
+    enc = _encoder()
+    X = rng.normal(size=(9, 1, 40)).astype(np.float32)
+    inputs = prepare_input(X)
+    shapes = []
+    network = module.inference_network(enc)
+    monkeypatch.setattr(module, "inference_network",
+                        lambda e: (lambda x, lens: shapes.append(tuple(x.shape))
+                                   or network(x, lens)))
+    one = encode(enc, inputs[:1], series_lengths(X[:1]), torch.device("cpu"))
+    assert shapes == [(1, 2, 40)]  # not padded to a 64-row batch
+    shapes.clear()
+    many = encode(enc, inputs, series_lengths(X), torch.device("cpu"))
+    assert shapes == [(16, 2, 40)]  # 9 series: the next power of two
+    np.testing.assert_allclose(one, many[:1], rtol=1e-5, atol=1e-6)

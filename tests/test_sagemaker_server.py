@@ -204,3 +204,37 @@ def test_serves_a_builtin_kmeans_model_with_recordio(tmp_path):
         assert [r.label["closest_cluster"].float32_tensor.values[0] for r in recs] == [1.0, 0.0]
         status, _, body = post(srv.url, "1,2,3\n", accept="application/json")
         assert status == 400 and "feature_dim=2" in json.loads(body)["error"]
+
+
+def test_a_burst_of_simultaneous_connections_is_answered_without_delay_or_reset():
+    # 48 clients connect at the same instant: with the standard library's backlog of 5,
+    # connections beyond it waited for a SYN retry or were refused.
+    import threading
+
+    echo = lambda body, ctype, accept: (body, ctype)  # noqa: E731
+    with InferenceServer(handler=echo, port=0) as srv:
+        assert srv._httpd.request_queue_size >= 48
+        barrier = threading.Barrier(48)
+        results, errors = [], []
+
+        def client(i):
+            try:
+                barrier.wait(timeout=30)
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+                for _ in range(3):  # kept alive: several requests on one connection
+                    conn.request("POST", "/invocations", body=f"{i}".encode(),
+                                 headers={"Content-Type": "text/csv"})
+                    resp = conn.getresponse()
+                    results.append((resp.status, resp.read()))
+                conn.close()
+            except Exception as err:  # noqa: BLE001  (every failure counts)
+                errors.append(repr(err))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(48)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
+    assert len(results) == 144 and all(status == 200 for status, _ in results)
+    assert sorted({int(body) for _, body in results}) == list(range(48))

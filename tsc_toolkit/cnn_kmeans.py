@@ -20,6 +20,7 @@ from .data import as_dataset
 from .embedding.tloss import AUTO_STEPS, Callback, TLossEncoder
 from .persistence import ModelFormatError, json_params, read_bundle, write_bundle
 from .seeding import fit_seed
+from .threads import inference_threads, work_of
 from .views.random_kernels import RandomKernelFeatures
 
 __all__ = ["CNNKMeans", "Assignment", "fit_seed", "AUTO_STEPS"]
@@ -409,12 +410,14 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if streaming.is_chunked(X):  # on disk, memory-mapped or large: a chunk at a time
             return streaming.transform(self, X, chunk_size=streaming.CHUNK_SIZE,
                                        progress=self.verbose >= 1)
-        return self.encoder_stage_.transform(X)
+        with inference_threads(work_of(X)):
+            return self.encoder_stage_.transform(X)
 
     def cluster_features(self, X) -> np.ndarray:
         """What the clustering stage sees for ``X``: the embedding, beside the random-kernel
         view when the model has one (``features_`` for the training series)."""
-        return self._embed(X)[1]
+        with inference_threads(work_of(X)):
+            return self._embed(X)[1]
 
     def _embed(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and clustering features of ``X``, scaling it once."""
@@ -444,9 +447,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if streaming.is_chunked(X):  # chunks no larger than is_chunked's threshold
             return streaming.assign(self, X, chunk_size=streaming.CHUNK_SIZE,
                                     progress=self.verbose >= 1)
-        z, f = self._embed(X)
-        labels = self.clusterer_.predict(f)
-        dist = np.linalg.norm(z - self.cluster_centers_[labels], axis=1).astype(np.float32)
+        with inference_threads(work_of(X)):
+            z, f = self._embed(X)
+            labels = self.clusterer_.predict(f)
+            dist = np.linalg.norm(z - self.cluster_centers_[labels], axis=1).astype(np.float32)
         return Assignment(labels, dist, z)
 
     def score(self, X, y=None) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["AUTO_NEIGHBORS", "GRAPH_WEIGHTS", "PIECES", "eigengap", "neighbour_graph",
            "choose_neighbors", "resolve_neighbors", "graph_pieces", "group_pieces",
-           "spectral_labels", "neighbour_vote"]
+           "spectral_labels", "neighbour_vote", "neighbour_index"]
 
 
 #: Weights of the graph's edges: "local-scaling" (the default) or "unit".
@@ -273,17 +273,23 @@ def member_means(features: np.ndarray, labels: np.ndarray, k: int,
     return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], overall)
 
 
+def neighbour_index(train: np.ndarray, n_neighbors: int):
+    """The fitted nearest-neighbour search :func:`neighbour_vote` runs over ``train``."""
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=min(n_neighbors, len(train))).fit(train)
+
+
 def neighbour_vote(train: np.ndarray, labels: np.ndarray, query: np.ndarray, n_neighbors: int,
-                   n_clusters: int) -> np.ndarray:
+                   n_clusters: int, index=None) -> np.ndarray:
     """Label each row of ``query`` by the most common label of its nearest ``train`` rows.
 
     Ties go to the cluster whose members are nearer on average among the neighbours.
+    ``index``: :func:`neighbour_index` of ``train`` and ``n_neighbors``, when already built.
     """
-    from sklearn.neighbors import NearestNeighbors
-
     if len(query) == 0:
         return np.zeros(0, dtype=np.int64)
-    nn = NearestNeighbors(n_neighbors=min(n_neighbors, len(train))).fit(train)
+    nn = neighbour_index(train, n_neighbors) if index is None else index
     dist, idx = nn.kneighbors(query)
     weights = 1.0 + 1.0 / (1.0 + dist)  # a vote, plus a small nearness tie-break
     votes = np.zeros((len(query), n_clusters))

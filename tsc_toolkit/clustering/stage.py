@@ -3,6 +3,8 @@ one scikit-learn interface."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from numbers import Integral
 
 import numpy as np
@@ -11,7 +13,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..seeding import stage_seed
-from .graph_clustering import GRAPH_WEIGHTS, member_means, neighbour_vote, resolve_neighbors
+from ..threads import inference_threads
+from .graph_clustering import (
+    GRAPH_WEIGHTS,
+    member_means,
+    neighbour_index,
+    neighbour_vote,
+    resolve_neighbors,
+)
 
 __all__ = ["FeatureClusterer", "CLUSTERINGS", "KMEANS_ALGORITHMS", "inertia"]
 
@@ -22,6 +31,9 @@ KMEANS_ALGORITHMS = ("lloyd", "elkan", "webscale")
 _KIND = "tsc_toolkit.FeatureClusterer"
 #: Rows labelled at a time by :meth:`FeatureClusterer.predict` (bounds its memory).
 _CHUNK = 65536
+# The nearest-neighbour search of each fitted spectral stage (see _neighbour_index).
+_INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INDEX_LOCK = threading.Lock()
 
 
 class FeatureClusterer(ClusterMixin, BaseEstimator):
@@ -144,10 +156,26 @@ class FeatureClusterer(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "labels_")
         F = validate_data(self, X, dtype=[np.float32, np.float64], reset=False,
                           ensure_min_samples=0)
-        if self.clustering == "spectral":
-            return neighbour_vote(self.train_features_, self.labels_, F, self.n_neighbors_,
-                                  len(self.cluster_centers_))
-        return self._nearest(F)[0]
+        with inference_threads():
+            if self.clustering == "spectral":
+                return neighbour_vote(self.train_features_, self.labels_, F,
+                                      self.n_neighbors_, len(self.cluster_centers_),
+                                      index=self._neighbour_index())
+            return self._nearest(F)[0]
+
+    def _neighbour_index(self):
+        # Built once per fitted state, not per call: a server labels one series at a time,
+        # and refitting the search copied and checked every training row for each request.
+        # Kept beside the stage, not on it: predict leaves the estimator as it was.
+        with _INDEX_LOCK:
+            cached = _INDEXES.get(self)
+        if cached is None or cached[0] is not self.train_features_ \
+                or cached[1] != self.n_neighbors_:
+            cached = (self.train_features_, self.n_neighbors_,
+                      neighbour_index(self.train_features_, self.n_neighbors_))
+            with _INDEX_LOCK:
+                _INDEXES[self] = cached
+        return cached[2]
 
     def _nearest(self, F) -> tuple[np.ndarray, np.ndarray]:
         from ..embedding.training import nearest_centers

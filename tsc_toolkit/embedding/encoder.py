@@ -18,13 +18,18 @@ Two changes let one forward pass serve a whole batch of series of different leng
 
 from __future__ import annotations
 
+import copy
+import threading
+import weakref
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-__all__ = ["CausalCNNEncoder", "prepare_input", "encode"]
+__all__ = ["CausalCNNEncoder", "prepare_input", "encode", "inference_network"]
 
 
 class _CausalConv(nn.Module):
@@ -125,6 +130,63 @@ def prepare_input(X: np.ndarray) -> np.ndarray:
     return np.concatenate([np.where(observed, X, 0.0), observed], axis=1).astype(np.float32)
 
 
+def _rows(n: int, planned: int) -> int:
+    """Rows of a batch of ``n`` series planned for ``planned``: the next power of two.
+
+    Few shapes still (one per power of two), and a request of one series is encoded as one
+    row instead of a whole padded batch.
+    """
+    return min(planned, 1 << max(0, int(n) - 1).bit_length())
+
+
+# A network kept for inference next to each trained one: the weight norms folded into plain
+# weights (the same numbers the parametrization computes on every forward pass, computed once).
+_FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FROZEN_LOCK = threading.Lock()
+
+
+def _weights_key(params: list) -> tuple:
+    # An optimizer step or load_state_dict changes a parameter in place (its version counter
+    # moves); .to(device) gives it new storage (its pointer moves).
+    return tuple((id(p), p.data_ptr(), p._version) for p in params)
+
+
+def inference_network(encoder: nn.Module) -> nn.Module:
+    """``encoder`` with its weight norms folded into plain weights, in eval mode.
+
+    The copy is kept while the encoder's weights stay the same, and rebuilt when they change
+    (training, loading weights, moving to another device). Its embeddings are those of
+    ``encoder``: it holds the weights the parametrization would compute.
+    """
+    with _FROZEN_LOCK:
+        cached = _FROZEN.get(encoder)
+    # the parameters are listed once per network (walking its modules costs a millisecond)
+    if cached is not None and cached[0] == _weights_key(cached[1]):
+        return cached[2]
+    params = list(encoder.parameters())
+    key = _weights_key(params)
+    frozen = copy.deepcopy(encoder)
+    for module in frozen.modules():
+        # A new plain layer replaces each weight-normalised one: removing the parametrization
+        # in place would edit the layer class that the copy shares with the original.
+        if isinstance(module, _CausalConv) and parametrize.is_parametrized(module.conv):
+            old = module.conv
+            with torch.no_grad():
+                plain = nn.Conv1d(old.in_channels, old.out_channels, old.kernel_size,
+                                  dilation=old.dilation, bias=old.bias is not None,
+                                  device=old.bias.device if old.bias is not None else None)
+                plain.weight.copy_(old.weight)
+                if old.bias is not None:
+                    plain.bias.copy_(old.bias)
+            module.conv = plain
+    frozen.eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with _FROZEN_LOCK:
+        _FROZEN[encoder] = (key, params, frozen)
+    return frozen
+
+
 def _bucket(length: int) -> int:
     """``length`` rounded up to one of 8 steps per doubling (at most 12.5 % more)."""
     if length <= 16:
@@ -141,15 +203,15 @@ def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: 
 
     Series are sorted by length so that a batch pads little; a batch holds at most
     ``batch_size`` series and about ``max_elements`` input values. Each batch is padded to a
-    length bucket (8 per doubling) and, when short, to its planned number of rows, so that
+    length bucket (8 per doubling) and, when short, to a power of two of rows, so that
     batches come in few shapes: oneDNN keeps a compiled convolution per input shape, and one
     per exact length grew memory without bound over a long stream of chunks. Padding never
-    changes an embedding (the convolutions are causal and the pooling is masked).
+    changes an embedding (the convolutions are causal and the pooling is masked). The
+    network runs with its weight norms folded (:func:`inference_network`).
     """
     order = np.argsort(lengths, kind="stable")
     out = np.empty((len(order), encoder.linear.out_features), dtype=np.float32)
-    was_training = encoder.training
-    encoder.eval()
+    network = inference_network(encoder)
     start = 0
     bar = None
     if progress:
@@ -162,18 +224,18 @@ def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: 
         per_series = max(1, longest * inputs.shape[1])
         size = max(1, min(batch_size, max_elements // per_series))
         idx = order[start:start + size]
+        size = _rows(len(idx), size)
         length = _bucket(int(lengths[idx].max()))
         batch = np.zeros((size, inputs.shape[1], length), dtype=np.float32)
         batch[:len(idx), :, :min(length, width)] = inputs[idx, :, :length]
         lens = np.ones(size, dtype=np.int64)
         lens[:len(idx)] = lengths[idx]
         x = torch.from_numpy(batch).to(device)
-        z = encoder(x, torch.from_numpy(lens).to(device))
+        z = network(x, torch.from_numpy(lens).to(device))
         out[idx] = z[:len(idx)].float().cpu().numpy()
         start += len(idx)
         if bar is not None:
             bar.update(len(idx))
     if bar is not None:
         bar.close()
-    encoder.train(was_training)
     return out

@@ -19,6 +19,7 @@ from ..data import TimeSeriesValueError, as_dataset, series_lengths
 from ..hyperparameters import ARCHITECTURE_PARAMS
 from ..persistence import ModelFormatError, json_params, read_bundle, write_bundle
 from ..seeding import stage_seed
+from ..threads import inference_threads, work_of
 from . import checkpoints
 from .encoder import CausalCNNEncoder, encode, prepare_input
 from .scaling import SCALING_METHODS, SeriesScaler
@@ -429,11 +430,14 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Normalised embeddings of ``X``: ``(n_series, output_size)`` float32."""
-        return self.embed_scaled(self.scale(X))
+        with inference_threads(work_of(X)):
+            return self.embed_scaled(self.scale(X))
 
     def _device(self) -> torch.device:
         device = resolve_device(self.device)
-        self.module_.to(device)
+        first = next(self.module_.parameters(), None)
+        if first is None or first.device != device:  # .to() walks every module: 2 ms a call
+            self.module_.to(device)
         return device
 
     def _normalize(self, raw: np.ndarray) -> np.ndarray:

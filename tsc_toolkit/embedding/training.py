@@ -3,12 +3,11 @@ distributed helpers, embedding normalisation and per-epoch scores."""
 
 from __future__ import annotations
 
-import os
-import time
-
 import numpy as np
 import torch
 from torch import nn
+
+from ..threads import cores, cores_busy_elsewhere  # noqa: F401  (the latter re-exported)
 
 __all__ = ["resolve_device", "make_batches", "PairEncoder", "Distributed", "normalize_embeddings",
            "silhouette", "nearest_centers"]
@@ -150,30 +149,6 @@ def nearest_centers(z: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.
     return labels.astype(np.int64), dist.astype(np.float32)
 
 
-def cores_busy_elsewhere(window: float = 0.2) -> float | None:
-    """CPU cores kept busy by other processes over ``window`` seconds (Linux), else None.
-
-    Read from ``/proc/stat`` (all processes) minus ``/proc/self/stat`` (this one).
-    """
-    def sample():
-        with open("/proc/stat") as fh:
-            cpu = [int(v) for v in fh.readline().split()[1:]]
-        with open("/proc/self/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return sum(cpu) - cpu[3] - (cpu[4] if len(cpu) > 4 else 0), int(fields[11]) + int(fields[12])
-
-    try:
-        busy0, own0 = sample()
-        t0 = time.perf_counter()
-        time.sleep(window)
-        busy1, own1 = sample()
-        elapsed = time.perf_counter() - t0
-        hz = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    return max(0.0, ((busy1 - busy0) - (own1 - own0)) / hz / elapsed)
-
-
 def threads_for_training(requested: int) -> int:
     """Torch CPU threads for a fit: ``requested``, less the cores other processes keep busy.
 
@@ -181,11 +156,7 @@ def threads_for_training(requested: int) -> int:
     slowest thread (measured here: 60 steps took 33 s on 2 threads next to another busy
     process, 8.5 s on 1 thread); one thread per free core degrades gracefully.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
     busy = cores_busy_elsewhere()
     if busy is None:
         return requested
-    return int(max(1, min(requested, cores - round(busy))))
+    return int(max(1, min(requested, cores() - round(busy))))

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..data import as_dataset
 from ..seeding import stage_seed
+from ..threads import inference_threads
 
 __all__ = ["RandomKernelFeatures", "interpolate_gaps"]
 
@@ -32,6 +33,9 @@ _KIND = "tsc_toolkit.RandomKernelFeatures"
 _KERNEL_LENGTH = 9
 #: Time steps at most at which a long series' features are evaluated (a stride beyond).
 _MAX_POSITIONS = 512
+#: Up to this many comparisons (series x 84 x positions x biases), a view compares every value
+#: with every bias at once; beyond, it sorts (memory stays bounded for large chunks).
+_COMPARE_AT_ONCE = 1 << 22
 #: The 84 weight patterns: -1 everywhere and 2 at three of the nine taps (they sum to 0).
 _PATTERNS = np.array([[2.0 if i in c else -1.0 for i in range(_KERNEL_LENGTH)]
                       for c in combinations(range(_KERNEL_LENGTH), 3)], dtype=np.float32)
@@ -171,10 +175,11 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
         X = as_dataset(X)
         filled, lengths = interpolate_gaps(X)
         out = []
-        for start in range(0, len(X), chunk):
-            ppv = self._ppv(filled[start:start + chunk], lengths[start:start + chunk])
-            z = (ppv - self.mean_) / self.scale_
-            out.append(((z - self.center_) @ self.components_.T) / self.norm_)
+        with inference_threads(X.size):
+            for start in range(0, len(X), chunk):
+                ppv = self._ppv(filled[start:start + chunk], lengths[start:start + chunk])
+                z = (ppv - self.mean_) / self.scale_
+                out.append(((z - self.center_) @ self.components_.T) / self.norm_)
         if not out:
             return np.zeros((0, len(self.components_)), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -210,8 +215,16 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
             # Steps outside a series never exceed a bias.
             y = torch.where(valid[:, None, :], y, torch.tensor(-torch.inf))
             b = torch.from_numpy(self.biases_[d])  # (84, nb)
-            above = torch.stack([torch.count_nonzero(y > b[None, :, i, None], dim=2)
-                                 for i in range(b.shape[1])], dim=2)  # (n, 84, nb)
+            if y.numel() * b.shape[1] <= _COMPARE_AT_ONCE:  # a few series: compare at once
+                above = torch.from_numpy((y.numpy()[:, :, None, :]
+                                          > self.biases_[d][None, :, :, None]).sum(axis=3))
+            else:
+                # the positions past each bias in the sorted values: one sort and one
+                # search instead of a comparison per bias (the same counts)
+                ordered = torch.sort(y, dim=2).values.contiguous()
+                below = torch.searchsorted(ordered, b[None].expand(n, -1, -1).contiguous(),
+                                           right=True)
+                above = y.shape[2] - below  # (n, 84, nb)
             feats.append((above.to(torch.float32) / count).reshape(n, -1))
         return torch.cat(feats, dim=1).numpy()
 
