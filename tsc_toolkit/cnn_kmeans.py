@@ -18,6 +18,7 @@ from .clustering.graph_clustering import member_means
 from .clustering.stage import FeatureClusterer, inertia
 from .data import as_dataset
 from .embedding.tloss import AUTO_STEPS, Callback, TLossEncoder
+from .io.sources import map_chunks
 from .persistence import ModelFormatError, json_params, read_bundle, write_bundle
 from .seeding import fit_seed
 from .threads import inference_threads, work_of
@@ -306,8 +307,12 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ----------
         X : array-like or DataFrame
             Training series, in any layout :func:`tsc_toolkit.as_dataset` accepts; or series
-            on disk (a path or a source), trained and clustered by
-            :func:`tsc_toolkit.streaming.fit`.
+            on disk, trained and clustered by :func:`tsc_toolkit.streaming.fit` without
+            being loaded whole: a path, a source, or an array read where it is sliced (a
+            memmap such as ``np.load(path, mmap_mode="r")``, an h5py or zarr dataset),
+            treated like the file it maps. Up to ``streaming.SAMPLE_SIZE`` series such an
+            array gives the fit of the same series in memory; beyond, the encoder trains
+            on a sample of them (see :func:`~tsc_toolkit.streaming.fit`).
         y : ignored
         X_valid : array-like, optional
             Validation series: adds ``valid_loss`` and ``valid_score`` to the history.
@@ -321,7 +326,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
-        if streaming.is_streamed(X):  # series on disk: train on a sample, cluster streamed
+        if streaming.is_fitted_streamed(X):  # on disk: train on a sample, cluster streamed
             return streaming.fit(self, X, X_valid=X_valid, callbacks=callbacks)
         self._validate_params()
         X = as_dataset(X)
@@ -415,7 +420,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def cluster_features(self, X) -> np.ndarray:
         """What the clustering stage sees for ``X``: the embedding, beside the random-kernel
-        view when the model has one (``features_`` for the training series)."""
+        view when the model has one (``features_`` for the training series); a chunk at a
+        time for arrays :meth:`transform` reads in chunks."""
+        if streaming.is_chunked_array(X):
+            return map_chunks(self.cluster_features, X)
         with inference_threads(work_of(X)):
             return self._embed(X)[1]
 

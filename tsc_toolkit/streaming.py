@@ -42,13 +42,18 @@ import numpy as np
 
 from .assignment import Assignment
 from .io.sinks import open_writer
-from .io.sources import SeriesSource, open_series
+from .io.sources import (
+    CHUNK_SIZE,
+    ArraySource,
+    SeriesSource,
+    is_chunked_array,
+    is_lazy_array,
+    open_series,
+)
 
 __all__ = ["transform", "predict", "assign", "fit", "embed_chunks", "is_chunked",
            "CHUNK_SIZE", "SAMPLE_SIZE"]
 
-#: Series per chunk: 4096 series of length 500 are 8 MiB of float32 (16 MiB as network input).
-CHUNK_SIZE = 4096
 #: Series drawn from the source to train the encoder on.
 SAMPLE_SIZE = 20_000
 
@@ -83,9 +88,15 @@ def embed_chunks(model, source, *, chunk_size: int = CHUNK_SIZE, progress: bool 
 
 def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open_options):
     writer = open_writer(output, kind) if output is not None else None
+    source = open_series(source, **_open_defaults(model, open_options))
+    # Results gathered in memory go straight into arrays of the final size when the source
+    # knows its length exactly (an array): no list of parts, no concatenated copy at the end.
+    total = source.n_series if isinstance(source, ArraySource) else None
     parts: list[tuple] = []
+    gathered: list[np.ndarray] | None = None
+    done = 0
     try:
-        for chunk in _chunks(model, source, chunk_size, progress, open_options):
+        for chunk in _chunks(model, source, chunk_size, progress, {}):
             # the model labels each series on its own, so a chunk gets what the whole would
             if kind == "transform":
                 result = (None, None, model.transform(chunk.X))
@@ -93,6 +104,13 @@ def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open
                 result = tuple(model.assign(chunk.X))
             if writer is not None:
                 writer.write(chunk.ids, *result)
+            elif total is not None:
+                arrays = [np.asarray(r) for r in result if r is not None]
+                if gathered is None:
+                    gathered = [np.empty((total,) + a.shape[1:], dtype=a.dtype) for a in arrays]
+                for buf, a in zip(gathered, arrays):
+                    buf[done:done + len(a)] = a
+                done += len(chunk.ids)
             else:
                 parts.append(result)
     finally:
@@ -100,6 +118,11 @@ def _run(model, source, output, kind: str, chunk_size: int, progress: bool, open
             writer.close()
     if writer is not None:
         return writer.path if writer.path is not None else output
+    if gathered is not None:
+        if kind == "transform":
+            return gathered[0]
+        result = Assignment(*gathered)
+        return result.closest_cluster if kind == "predict" else result
     if not parts:
         raise ValueError("The source holds no series.")
     if kind == "transform":
@@ -274,12 +297,12 @@ def is_chunked(obj) -> bool:
     >>> is_chunked(np.zeros((10, 1, 20))), is_chunked(np.zeros((5000, 1, 20)))
     (False, True)
     """
-    if is_streamed(obj):
-        return True
-    if isinstance(obj, np.ndarray):
-        if obj.dtype == object or obj.ndim not in (2, 3):
-            return False
-        return isinstance(obj, np.memmap) or obj.shape[0] > CHUNK_SIZE
-    shape = getattr(obj, "shape", None)
-    return (shape is not None and hasattr(obj, "dtype") and hasattr(obj, "__getitem__")
-            and not hasattr(obj, "columns") and len(shape) in (2, 3))
+    return is_streamed(obj) or is_chunked_array(obj, CHUNK_SIZE)
+
+
+def is_fitted_streamed(obj) -> bool:
+    """Whether :meth:`CNNKMeans.fit` should hand ``obj`` to :func:`fit`: series on disk (a
+    path or a source) or an array read where it is sliced (a memmap, an h5py or zarr
+    dataset), trained on a sample like the file it maps. An array in memory, however large,
+    is fitted whole."""
+    return is_streamed(obj) or is_lazy_array(obj)

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..clustering.stage import FeatureClusterer
 from ..data import TimeSeriesValueError, as_dataset, series_lengths
 from ..hyperparameters import ARCHITECTURE_PARAMS
+from ..io.sources import is_chunked_array, map_chunks
 from ..persistence import ModelFormatError, json_params, read_bundle, write_bundle
 from ..seeding import stage_seed
 from ..threads import inference_threads, work_of
@@ -429,7 +430,15 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         return self._normalize(raw)
 
     def transform(self, X) -> np.ndarray:
-        """Normalised embeddings of ``X``: ``(n_series, output_size)`` float32."""
+        """Normalised embeddings of ``X``: ``(n_series, output_size)`` float32.
+
+        A memory-mapped or lazily sliced array (an h5py or zarr dataset), or one of more
+        than ``CHUNK_SIZE`` series, is embedded a chunk of series at a time
+        (:func:`tsc_toolkit.io.sources.map_chunks`): memory holds the embeddings and one
+        chunk, not scaled and padded copies of the whole input.
+        """
+        if is_chunked_array(X):
+            return map_chunks(self.transform, X)
         with inference_threads(work_of(X)):
             return self.embed_scaled(self.scale(X))
 

@@ -29,11 +29,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..data import TimeSeriesValueError, as_dataset, check_dataset, from_long_frame
+from ..data import TimeSeriesValueError, _is_sparse, as_dataset, check_dataset, from_long_frame
 from .csvio import parse_csv_text
 
 __all__ = ["Chunk", "SeriesSource", "ArraySource", "ParquetSource", "CSVSource",
-           "IterableSource", "open_series", "require_pyarrow"]
+           "IterableSource", "open_series", "require_pyarrow", "is_lazy_array",
+           "is_chunked_array", "map_chunks", "CHUNK_SIZE"]
+
+#: Series per chunk: 4096 series of length 500 are 8 MiB of float32 (16 MiB as network input).
+CHUNK_SIZE = 4096
 
 _PARQUET = (".parquet", ".pq")
 _ARROW = (".arrow", ".feather", ".ipc")
@@ -423,6 +427,70 @@ def open_series(obj, *, channels: int = 1, layout: str = "auto", **options) -> S
     if hasattr(obj, "shape") and hasattr(obj, "__getitem__"):
         return ArraySource(obj)
     return IterableSource(obj)
+
+
+# ---------------------------------------------------------------------- arrays
+
+def is_lazy_array(obj) -> bool:
+    """Whether ``obj`` is an array of series read only where it is sliced.
+
+    True for a memory-mapped array (``np.memmap``, as ``np.load(path, mmap_mode="r")``
+    returns) and for an array-like of shape ``(n_series, length)`` or ``(n_series,
+    n_channels, length)`` that is not a NumPy array but slices into one: an h5py or zarr
+    dataset, anything with ``shape``, ``dtype`` and slicing along the first axis.
+    DataFrames and sparse matrices are not (:func:`tsc_toolkit.as_dataset` takes the one
+    and refuses the other).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_lazy_array(np.zeros((3, 1, 5)))
+    False
+    """
+    if isinstance(obj, np.ndarray):
+        return isinstance(obj, np.memmap) and obj.dtype != object and obj.ndim in (2, 3)
+    shape = getattr(obj, "shape", None)
+    return (shape is not None and hasattr(obj, "dtype") and hasattr(obj, "__getitem__")
+            and not hasattr(obj, "columns") and len(shape) in (2, 3) and not _is_sparse(obj))
+
+
+def is_chunked_array(obj, chunk_size: int | None = None) -> bool:
+    """Whether ``obj`` is best processed a chunk of series at a time: a lazy array
+    (:func:`is_lazy_array`) or a NumPy array of more than ``chunk_size`` series
+    (:data:`CHUNK_SIZE` by default)."""
+    if is_lazy_array(obj):
+        return True
+    size = CHUNK_SIZE if chunk_size is None else chunk_size
+    return (isinstance(obj, np.ndarray) and obj.dtype != object and obj.ndim in (2, 3)
+            and obj.shape[0] > size)
+
+
+def map_chunks(func, X, chunk_size: int | None = None) -> np.ndarray:
+    """``func`` of the series of ``X`` a chunk at a time, stacked in one array.
+
+    ``X`` is any array :class:`ArraySource` reads (only the chunk at hand is converted to the
+    data contract); ``func`` maps ``(n, n_channels, length)`` float32 series to an array with
+    one row per series; ``chunk_size`` defaults to :data:`CHUNK_SIZE`. The output is
+    allocated once, from the first chunk's result, so memory holds the output and one
+    chunk, never a copy of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(20, dtype=np.float32).reshape(10, 2)  # 10 univariate series
+    >>> map_chunks(lambda c: np.nanmean(c, axis=(1, 2)), X, chunk_size=4)[:3]
+    array([0.5, 2.5, 4.5], dtype=float32)
+    """
+    source = ArraySource(X)
+    out = None
+    for chunk in source.chunks(CHUNK_SIZE if chunk_size is None else chunk_size):
+        part = np.asarray(func(chunk.X))
+        if out is None:
+            out = np.empty((source.n_series,) + part.shape[1:], dtype=part.dtype)
+        out[int(chunk.ids[0]):int(chunk.ids[0]) + len(part)] = part
+    if out is None:
+        return np.asarray(func(np.zeros((0, 1, 1), dtype=np.float32)))
+    return out
 
 
 # ---------------------------------------------------------------------- helpers

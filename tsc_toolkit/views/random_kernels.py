@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import as_dataset
+from ..io.sources import is_chunked_array, map_chunks
 from ..seeding import stage_seed
 from ..threads import inference_threads
 
@@ -169,9 +170,13 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X, chunk: int = 256) -> np.ndarray:
         """The view of the series ``X``: ``(n_series, n_components)`` float32.
 
-        Rows have unit root-mean-square norm on the training series.
+        Rows have unit root-mean-square norm on the training series. A memory-mapped or
+        lazily sliced array, or one of more than ``CHUNK_SIZE`` series, is read a chunk of
+        series at a time (:func:`tsc_toolkit.io.sources.map_chunks`).
         """
         check_is_fitted(self, "components_")
+        if is_chunked_array(X):
+            return map_chunks(lambda part: self.transform(part, chunk), X)
         X = as_dataset(X)
         filled, lengths = interpolate_gaps(X)
         out = []
