@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .hyperparameters import HYPERPARAMETERS, HyperparameterError, parse_hyperparameters
+from .io.sources import CHUNK_SIZE
 
 __all__ = ["main", "build_parser"]
 
@@ -72,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="rows per series (default: as the model was trained)")
     pred.add_argument("--layout", choices=("auto", "long", "wide"), default="auto",
                       help="Parquet/Arrow layout (default: auto)")
-    pred.add_argument("--chunk-size", type=int, default=4096,
-                      help="series per chunk, what bounds the memory (default: 4096)")
+    pred.add_argument("--chunk-size", type=int, default=CHUNK_SIZE,
+                      help=f"series per chunk, what bounds the memory (default: {CHUNK_SIZE})")
     pred.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
     srv = sub.add_parser("serve", help="serve a model over HTTP like a SageMaker endpoint",

@@ -144,7 +144,7 @@ def transform(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
     output : path or text stream, optional
         Write the results there a chunk at a time (``.npy``, ``.parquet``, else CSV) and
         return the path; without it the results are gathered in memory and returned.
-    chunk_size : int, default=4096
+    chunk_size : int, default=1024
         Series per chunk: what bounds the memory.
     progress : bool, default=True
         Show a tqdm bar.

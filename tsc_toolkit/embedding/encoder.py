@@ -134,7 +134,9 @@ def _rows(n: int, planned: int) -> int:
     """Rows of a batch of ``n`` series planned for ``planned``: the next power of two.
 
     Few shapes still (one per power of two), and a request of one series is encoded as one
-    row instead of a whole padded batch.
+    row instead of a whole padded batch. Only for inputs smaller than one batch: over a long
+    stream of chunks, the last batch of each padded to a power of two of rows grew anonymous
+    memory by about 100 MiB more than batches of one size (oneDNN keeps buffers per shape).
     """
     return min(planned, 1 << max(0, int(n) - 1).bit_length())
 
@@ -203,7 +205,8 @@ def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: 
 
     Series are sorted by length so that a batch pads little; a batch holds at most
     ``batch_size`` series and about ``max_elements`` input values. Each batch is padded to a
-    length bucket (8 per doubling) and, when short, to a power of two of rows, so that
+    length bucket (8 per doubling) and, when short, to its planned number of rows (to a power
+    of two of rows when the whole input is smaller than one batch), so that
     batches come in few shapes: oneDNN keeps a compiled convolution per input shape, and one
     per exact length grew memory without bound over a long stream of chunks. Padding never
     changes an embedding (the convolutions are causal and the pooling is masked). The
@@ -224,7 +227,8 @@ def encode(encoder: nn.Module, inputs: np.ndarray, lengths: np.ndarray, device: 
         per_series = max(1, longest * inputs.shape[1])
         size = max(1, min(batch_size, max_elements // per_series))
         idx = order[start:start + size]
-        size = _rows(len(idx), size)
+        if len(order) < batch_size:  # a few series (a request): a power of two of rows
+            size = _rows(len(idx), size)
         length = _bucket(int(lengths[idx].max()))
         batch = np.zeros((size, inputs.shape[1], length), dtype=np.float32)
         batch[:len(idx), :, :min(length, width)] = inputs[idx, :, :length]
