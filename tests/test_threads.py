@@ -21,6 +21,20 @@ def test_small_work_runs_torch_on_one_thread_and_the_setting_is_restored():
     assert torch.get_num_threads() == before
 
 
+def test_a_block_inside_another_keeps_the_outer_blocks_threads(monkeypatch):
+    readings = []
+    monkeypatch.setattr(threads, "busy_cores_now", lambda: readings.append(1) or 0.0)
+    before = torch.get_num_threads()
+    with threads.inference_threads(work=None) as outer:  # the estimator: reads the load
+        with threads.inference_threads(work=None) as inner:  # a stage it calls
+            assert inner == outer == torch.get_num_threads()
+        assert torch.get_num_threads() == outer  # the inner block restored nothing early
+    assert readings == [1]  # the load was read once, by the outer block
+    assert torch.get_num_threads() == before
+    with threads.inference_threads(work=10) as again:  # the next outer block chooses anew
+        assert again == 1
+
+
 def test_other_pools_run_on_one_thread_inside_and_get_their_setting_back():
     from threadpoolctl import threadpool_info
 

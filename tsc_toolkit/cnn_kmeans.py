@@ -18,7 +18,7 @@ from .clustering.graph_clustering import member_means
 from .clustering.stage import FeatureClusterer, inertia
 from .data import as_dataset
 from .embedding.tloss import AUTO_STEPS, Callback, TLossEncoder
-from .io.sources import map_chunks
+from .io.sources import is_chunked_array, map_chunks
 from .persistence import ModelFormatError, json_params, read_bundle, write_bundle
 from .seeding import fit_seed
 from .threads import inference_threads, work_of
@@ -422,7 +422,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """What the clustering stage sees for ``X``: the embedding, beside the random-kernel
         view when the model has one (``features_`` for the training series); a chunk at a
         time for arrays :meth:`transform` reads in chunks."""
-        if streaming.is_chunked_array(X):
+        if is_chunked_array(X):
             return map_chunks(self.cluster_features, X)
         with inference_threads(work_of(X)):
             return self._embed(X)[1]

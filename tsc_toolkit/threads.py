@@ -139,6 +139,10 @@ def work_of(X) -> int | None:
     return int(size) if isinstance(size, (int, np.integer)) else None
 
 
+# The torch thread count chosen by the outermost inference block running on each thread.
+_ACTIVE = threading.local()
+
+
 @contextmanager
 def inference_threads(work: int | None = None) -> Iterator[int]:
     """Run the block with torch on one thread per free core and other pools on one.
@@ -146,20 +150,29 @@ def inference_threads(work: int | None = None) -> Iterator[int]:
     ``work``, the number of values to process when known (:func:`work_of`): below
     :data:`SMALL_WORK`, torch runs on one thread too. Yields the torch thread count chosen.
     Torch is not imported for this: a block that does not use it (a clustering stage alone)
-    only has the other pools set to one thread.
+    only has the other pools set to one thread. A block inside another (a stage called by the
+    estimator) keeps the outer block's settings: the outer one knows the whole input.
     """
+    outer = getattr(_ACTIVE, "threads", None)
+    if outer is not None:
+        yield outer
+        return
     torch = sys.modules.get("torch")
     requested = torch.get_num_threads() if torch is not None else cores()
     if work is not None and work < SMALL_WORK:
         n = 1
     else:
         n = int(max(1, min(requested, cores() - round(busy_cores_now()))))
-    with _controller().limit(limits=1):
-        if torch is None:
-            yield n
-            return
-        torch.set_num_threads(n)
-        try:
-            yield n
-        finally:
-            torch.set_num_threads(requested)
+    _ACTIVE.threads = n
+    try:
+        with _controller().limit(limits=1):
+            if torch is None:
+                yield n
+                return
+            torch.set_num_threads(n)
+            try:
+                yield n
+            finally:
+                torch.set_num_threads(requested)
+    finally:
+        _ACTIVE.threads = None

@@ -222,7 +222,7 @@ class RandomKernelFeatures(TransformerMixin, BaseEstimator):
             b = torch.from_numpy(self.biases_[d])  # (84, nb)
             if y.numel() * b.shape[1] <= _COMPARE_AT_ONCE:  # a few series: compare at once
                 above = torch.from_numpy((y.numpy()[:, :, None, :]
-                                          > self.biases_[d][None, :, :, None]).sum(axis=3))
+                                          > b.numpy()[None, :, :, None]).sum(axis=3))
             else:
                 # the positions past each bias in the sorted values: one sort and one
                 # search instead of a comparison per bias (the same counts)
