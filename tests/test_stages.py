@@ -3,6 +3,7 @@
 (FeatureClusterer)."""
 
 import ast
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -254,13 +255,15 @@ def test_pretraining_is_fitting_the_encoder_stage_on_a_corpus(tmp_path):
     assert TLossEncoder(pretrained=str(out), device="cpu", **arch).fit(X).n_steps_ == 0
     assert TLossEncoder(pretrained=str(out), max_steps=3, device="cpu", **arch).fit(X).n_steps_ == 3
     assert TLossEncoder(device="cpu", **arch).fit(X[:12]).n_steps_ == 100  # from random weights
-    # several channels: the first layer is shared out, so equal channels embed as one
+    # several channels, joined: the first layer is shared out, so equal channels embed as one
     X2 = np.repeat(X, 2, axis=1)
-    wide = TLossEncoder(epochs=0, pretrained=str(out), device="cpu", **arch).fit(X2)
+    wide = TLossEncoder(epochs=0, pretrained=str(out), channel_mode="joint", device="cpu",
+                        **arch).fit(X2)
+    assert not wide.separate_channels_
     np.testing.assert_allclose(wide.transform(X2), enc.transform(X), rtol=1e-5, atol=1e-5)
     # (with 3 channels the first block of this small network has no 1x1 convolution to
     # share out: it still starts from the pretrained weights, without that equality)
-    assert TLossEncoder(epochs=0, pretrained=str(out), device="cpu",
+    assert TLossEncoder(epochs=0, pretrained=str(out), channel_mode="joint", device="cpu",
                         **arch).fit(np.repeat(X, 3, axis=1)).pretrained_from_ == str(out)
     # another architecture is refused by name, and "auto" falls back to random weights
     with pytest.raises(ValueError, match="another architecture"):
@@ -275,6 +278,72 @@ def test_pretraining_is_fitting_the_encoder_stage_on_a_corpus(tmp_path):
     assert TLossEncoder.load(tmp_path / "cli").n_steps_ == 2
     assert main(["pretrain", str(tmp_path / "missing.npy"), "--output",
                  str(tmp_path / "x")]) == 2
+
+
+def test_univariate_pretrained_weights_embed_each_channel_by_itself(tmp_path):
+    from tsc_toolkit.embedding.pretrain import pretrain
+
+    arch = dict(blocks=1, filters=6, reduced_size=6, output_size=4)
+    corpus = tmp_path / "corpus.npy"
+    np.save(corpus, make_series(30, length=60, random_state=0)[0])
+    uni = pretrain([str(corpus)], tmp_path / "encoder", steps=3, n_windows=20,
+                   window_length=40, device="cpu", **arch)
+    X, _ = make_series(12, length=40, random_state=1)
+    W, _ = make_series(12, length=40, random_state=2)
+    X3 = np.concatenate([X, W, X], axis=1)
+    X3[0, 1, 5:9] = np.nan  # a gap in one channel only
+    # "auto" from univariate weights: each channel embedded as the univariate encoder does,
+    # side by side, divided by the square root of the number of channels
+    enc = TLossEncoder(epochs=0, pretrained=str(tmp_path / "encoder"), device="cpu",
+                       **arch).fit(X3)
+    assert enc.separate_channels_ and enc.n_channels_ == 3
+    Z = enc.transform(X3)
+    assert Z.shape == (12, 12) and Z.dtype == np.float32
+    parts = [uni.transform(X3[:, [c]]) for c in range(3)]
+    np.testing.assert_allclose(Z, np.hstack(parts) / np.sqrt(3), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, rtol=1e-5)
+    # a channel with nothing observed still embeds (finite), the others unchanged
+    E = X3.copy()
+    E[1, 2] = np.nan
+    ZE = enc.transform(E)
+    assert np.isfinite(ZE).all()
+    np.testing.assert_allclose(ZE[1, :8], Z[1, :8], rtol=1e-5, atol=1e-6)
+    # fine-tuning trains the one univariate network on every channel
+    tuned = TLossEncoder(max_steps=2, pretrained=str(tmp_path / "encoder"), device="cpu",
+                         **arch).fit(X3)
+    assert tuned.n_steps_ == 2 and tuned.transform(X3).shape == (12, 12)
+    # saved and loaded, pickled, the same embeddings; and the saved separate encoder starts
+    # another of any channel count
+    enc.save(tmp_path / "separate")
+    loaded = TLossEncoder.load(tmp_path / "separate")
+    assert loaded.separate_channels_
+    np.testing.assert_array_equal(loaded.transform(X3), Z)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(enc)).transform(X3), Z)
+    again = TLossEncoder(epochs=0, pretrained=str(tmp_path / "separate"), device="cpu",
+                         **arch).fit(X3[:, :2])
+    np.testing.assert_allclose(again.transform(X3[:, :2]),
+                               np.hstack(parts[:2]) / np.sqrt(2), rtol=1e-5, atol=1e-6)
+    # "joint" keeps the shared-out first layer; univariate series are the same either way
+    assert TLossEncoder(epochs=0, pretrained=str(tmp_path / "encoder"), channel_mode="joint",
+                        device="cpu", **arch).fit(X3).transform(X3).shape == (12, 4)
+    sep1 = TLossEncoder(epochs=0, pretrained=str(tmp_path / "encoder"),
+                        channel_mode="separate", device="cpu", **arch).fit(X)
+    assert not sep1.separate_channels_
+    np.testing.assert_array_equal(sep1.transform(X), uni.transform(X))
+    # from random weights "auto" joins channels (fg-research's network); "separate" is asked
+    assert not TLossEncoder(max_steps=1, device="cpu", **arch).fit(X3).separate_channels_
+    model = CNNKMeans(clusters=2, channel_mode="separate", max_steps=2, kernel_features=50,
+                      random_state=0, device="cpu", **arch).fit(X3)
+    assert model.embeddings_.shape == (12, 12) and model.features_.shape[1] > 12
+    model.save(tmp_path / "model")
+    back = CNNKMeans.load(tmp_path / "model")
+    np.testing.assert_array_equal(back.predict(X3), model.predict(X3))
+    # weights of several channels cannot start a separate (univariate) network
+    wide = TLossEncoder(max_steps=1, device="cpu", **arch).fit(X3)
+    wide.save(tmp_path / "wide")
+    with pytest.raises(ValueError, match="embedded separately"):
+        TLossEncoder(epochs=0, pretrained=str(tmp_path / "wide"), channel_mode="separate",
+                     device="cpu", **arch).fit(X3)
 
 
 def test_the_light_modules_of_the_stage_folders_do_not_import_torch():

@@ -31,7 +31,7 @@ _KIND = "tsc_toolkit.CNNKMeans"
 _ENCODER_PARAMS = ("blocks", "filters", "kernel_size", "reduced_size", "output_size",
                    "negative_samples", "lr", "batch_size", "epochs", "max_steps",
                    "compared_length", "scaling", "normalize", "score_sample_size", "device",
-                   "checkpoint_dir", "warm_start", "pretrained", "verbose")
+                   "checkpoint_dir", "warm_start", "pretrained", "channel_mode", "verbose")
 #: The parameters of CNNKMeans that are the clustering stage's, under the same names.
 _CLUSTERING_PARAMS = ("algorithm", "n_init", "clustering", "n_neighbors", "graph_weights")
 
@@ -151,6 +151,11 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         docs/pretrained_encoder.md: a fit in about 2 s instead of 18, clusters somewhat worse
         on the development panel). ``epochs``/``max_steps`` then set how long it is
         fine-tuned; by default not at all.
+    channel_mode : {"auto", "joint", "separate"}, default="auto"
+        How series of several channels are embedded: by one network reading all channels
+        ("joint"), or channel by channel with the embeddings side by side ("separate");
+        "auto" embeds them separately when the encoder starts from univariate pretrained
+        weights (see :class:`~tsc_toolkit.embedding.TLossEncoder`).
     verbose : int, default=0
         1 prints one line per epoch in fg-research's format
         (``epoch: N train_loss: ... train_score: ...``); 2 also shows progress bars.
@@ -162,15 +167,16 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_clusters_ : int
         Clusters of the current clustering: ``clusters``, or the k of the last
         :meth:`refit_clusters`.
-    cluster_centers_ : ndarray of shape (n_clusters_, output_size)
+    cluster_centers_ : ndarray of shape (n_clusters_, embedding width)
         Mean embedding of each cluster's training series (normalised embedding space):
         what ``assign`` measures distances to.
     feature_centers_ : ndarray of shape (n_clusters_, n_features)
         The clustering stage's centers in the space of ``features_`` (K-Means' centers, or
         each cluster's mean for spectral clustering, whose new series are labelled by their
         training neighbours instead).
-    embeddings_ : ndarray of shape (n_series, output_size)
-        Normalised embeddings of the training series.
+    embeddings_ : ndarray of shape (n_series, embedding width)
+        Normalised embeddings of the training series: ``output_size`` values each, or
+        ``n_channels_ x output_size`` when channels are embedded separately.
     inertia_ : float
         Sum of squared distances of the embeddings to their centers.
     history_ : pandas.DataFrame
@@ -229,7 +235,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                  score_sample_size=1000, n_init=10, kernel_features=10000,
                  clustering="spectral", n_neighbors="auto", graph_weights="local-scaling",
                  checkpoint_dir=None, warm_start=False, pretrained=None,
-                 verbose=0):
+                 channel_mode="auto", verbose=0):
         self.clusters = clusters
         self.algorithm = algorithm
         self.blocks = blocks
@@ -256,6 +262,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
         self.pretrained = pretrained
+        self.channel_mode = channel_mode
         self.verbose = verbose
 
     # ------------------------------------------------------------------ stages
@@ -409,7 +416,7 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_series, output_size), float32
+        ndarray of shape (n_series, embedding width), float32
         """
         check_is_fitted(self, "cluster_centers_")
         if streaming.is_chunked(X):  # on disk, memory-mapped or large: a chunk at a time

@@ -119,6 +119,9 @@ _SPECS: dict[str, _Spec] = {
     # package (docs/pretrained_encoder.md), a folder from one written by `tsc-toolkit pretrain`
     "pretrained": _Spec("pretrained", _optional_str, lambda v: v is None or bool(v),
                         "'auto', a folder, or 'none'"),
+    "channel-mode": _Spec("channel_mode", str.strip,
+                          lambda v: v in ("auto", "joint", "separate"),
+                          "'auto', 'joint' or 'separate'"),
     "verbose": _Spec("verbose", _int, lambda v: v >= 0, "an integer >= 0"),
     "channels": _Spec("channels", _int, _positive, "an integer >= 1"),
 }

@@ -153,7 +153,7 @@ def transform(model, source, output=None, *, chunk_size: int = CHUNK_SIZE,
 
     Returns
     -------
-    ndarray of shape (n_series, output_size), or the output's path
+    ndarray of shape (n_series, embedding width), or the output's path
     """
     return _run(model, source, output, "transform", chunk_size, progress, open_options)
 

@@ -7,6 +7,8 @@ the position in time, so a model fitted on length 50 predicts on length 500.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["SeriesScaler", "SCALING_METHODS"]
@@ -68,7 +70,9 @@ class SeriesScaler:
         if self.method == "channel":
             return ((X - self.mean_[None, :, None]) / self.scale_[None, :, None]).astype(
                 np.float32)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            # a channel with nothing observed has no mean (NaN, then 0 below): not worth a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(X, axis=2, keepdims=True, dtype=np.float64)
             std = np.nanstd(X, axis=2, keepdims=True, dtype=np.float64)
         # A constant (or unobserved) channel is only centred: dividing by ~0 would blow it up.
