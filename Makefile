@@ -62,7 +62,7 @@ notebooks: $(BIN)/.notebooks
 	$(BIN)/python notebooks/strip_outputs.py
 
 lint: venv
-	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks
+	$(BIN)/ruff check tsc_toolkit tests benchmarks notebooks docs
 
 # `make docs`: the documentation site (docs/, the docstrings, the notebooks with their stored
 # outputs) into build/docs/html, every warning an error; no network needed at build or read time.
