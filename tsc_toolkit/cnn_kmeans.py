@@ -167,10 +167,10 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_clusters_ : int
         Clusters of the current clustering: ``clusters``, or the k of the last
         :meth:`refit_clusters`.
-    cluster_centers_ : ndarray of shape (n_clusters_, embedding width)
+    cluster_centers_ : ndarray of shape ``(n_clusters_, embedding width)``
         Mean embedding of each cluster's training series (normalised embedding space):
         what ``assign`` measures distances to.
-    feature_centers_ : ndarray of shape (n_clusters_, n_features)
+    feature_centers_ : ndarray of shape ``(n_clusters_, n_features)``
         The clustering stage's centers in the space of ``features_`` (K-Means' centers, or
         each cluster's mean for spectral clustering, whose new series are labelled by their
         training neighbours instead).

@@ -4,15 +4,15 @@ A writer receives the results of one chunk of series at a time (ids, and any of 
 distance and embedding) and appends them to its file, so memory never holds more than one
 chunk. What each format holds:
 
-========== ======================= ================== ==================================
-result     ``.npy``                ``.csv`` (fg)      ``.parquet``
-========== ======================= ================== ==================================
-transform  (n, d) float32          embedding per row  series_id, embedding_0 ...
-predict    (n,) int64              label per row      series_id, closest_cluster
-assign     (n, 2 + d) float32:     label, embedding   series_id, closest_cluster,
-           label, distance,        (what ``tsc-toolkit distance_to_cluster, embedding_0 ...
-           embedding               predict`` writes)
-========== ======================= ================== ==================================
+========== ======================= ============================ =====================================
+result     ``.npy``                ``.csv`` (fg)                ``.parquet``
+========== ======================= ============================ =====================================
+transform  (n, d) float32          embedding per row            series_id, embedding_0 ...
+predict    (n,) int64              label per row                series_id, closest_cluster
+assign     (n, 2 + d) float32:     label, embedding (what       series_id, closest_cluster,
+           label, distance,        ``tsc-toolkit predict``      distance_to_cluster, embedding_0 ...
+           embedding               writes)
+========== ======================= ============================ =====================================
 """
 
 from __future__ import annotations
