@@ -341,3 +341,32 @@ def test_the_pretrained_benchmark_scores_the_fit_and_each_part_of_its_features()
     assert np.isnan(Xp[0, 0, 5]) and np.isnan(Xp).sum() == 1
     ok = ~np.isnan(X)
     assert 0 < np.abs(Xp[ok] / X[ok] - 1).max() < 1e-5
+
+
+def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder(tmp_path):
+    from benchmarks import pretrained_features as pf
+    from tsc_toolkit.embedding import TLossEncoder
+    from tsc_toolkit.embedding.pretrain import pretrain
+    from tsc_toolkit.io.datasets import make_series
+
+    arch = dict(blocks=1, filters=6, reduced_size=6, output_size=4)
+    np.save(tmp_path / "corpus.npy", make_series(20, length=50, random_state=0)[0])
+    pretrain([str(tmp_path / "corpus.npy")], tmp_path / "enc", steps=2, n_windows=10,
+             window_length=40, device="cpu", **arch)
+    X, _ = make_series(30, length=40, n_channels=2, missing_rate=0.1, random_state=1)
+    weights = str(tmp_path / "enc")
+    # the benchmark's separate embedding is the encoder's channel_mode="separate"
+    E = pf.embeddings(X, weights, **arch)
+    separate = TLossEncoder(pretrained=weights, epochs=0, channel_mode="separate",
+                            device="cpu", **arch).fit(X).transform(X)
+    np.testing.assert_allclose(E["separate"], separate, rtol=1e-5, atol=1e-6)
+    assert E["joint"].shape == (30, 4) and E["derivative"].shape == (30, 8)
+    V = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)
+    widths = {v: pf.features(E, V, v).shape[1] for v in pf.VARIANTS}
+    assert widths["view alone"] == 5 and widths["separate + view"] == 13
+    assert widths["separate and derivative | embedding alone"] == 16
+    assert widths["separate, PCA-50 + view"] == 8 + 5  # 30 rows, 8 columns: 8 components
+    # gaps interpolated: no NaN inside a series, padding kept
+    S = np.array([[[1.0, np.nan, 3.0, np.nan]]], dtype=np.float32)
+    np.testing.assert_array_equal(pf.interpolated(S)[0, 0, :3], [1, 2, 3])
+    assert np.isnan(pf.interpolated(S)[0, 0, 3])

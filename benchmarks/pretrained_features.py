@@ -1,0 +1,227 @@
+"""What the clustering stage is given from a pretrained encoder, on the development panel.
+
+The encoder starts from pretrained weights (the shipped ones, or ``--weights DIR``) and is not
+trained on the set; each variant is a different set of features built from it and the
+random-kernel view, clustered by the estimator's own clustering stage (``make_clusterer``)
+with each seed. The embeddings of each set do not depend on the seed (no training) and are
+computed once; the view is fitted per seed as ``CNNKMeans`` fits it. Both are cached in
+``--cache`` so that a rerun with more variants only reclusters. Run alone (CPU-bound):
+
+    python -m benchmarks.pretrained_features --seeds 0,1,2 --cache build/pretrained_features
+
+Feature sets (``E`` an embedding, ``V`` the view, each row of unit norm):
+
+- ``joint``: one network reads every channel, its first layer shared out over them;
+- ``separate``: each channel embedded by the univariate encoder, side by side / sqrt(C)
+  (``channel_mode="separate"``; the same as ``joint`` on univariate sets);
+- ``separate, gaps interpolated``: the same, gaps filled linearly before the encoder (as the
+  view fills them) instead of zeros beside an "observed" mask;
+- ``derivative``: the embedding of the first differences of each channel;
+- ``PCA-50``: the embedding reduced to 50 principal components (rows rescaled to unit mean
+  norm), ``whitened`` with every component at unit variance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import normalized_mutual_info_score
+
+from . import comparison
+from .common import REPO, set_threads
+from .panel import HOLDOUT, PANEL, group, load
+from .report import cpu_count, cpu_model, load_average
+
+#: Variant -> (embedding part or None, weight of the embedding, view beside it).
+VARIANTS = {
+    "view alone": (None, 0.0, True),
+    "joint (first layer shared out) | embedding alone": ("joint", 1.0, False),
+    "joint (first layer shared out) + view": ("joint", 1.0, True),
+    "separate | embedding alone": ("separate", 1.0, False),
+    "separate + view": ("separate", 1.0, True),
+    "separate, gaps interpolated | embedding alone": ("interpolated", 1.0, False),
+    "separate, gaps interpolated + view": ("interpolated", 1.0, True),
+    **{f"separate, gaps interpolated x {w} + view": ("interpolated", w, True)
+       for w in (0.5, 0.7, 1.4, 2.0)},
+    "derivative | embedding alone": ("derivative", 1.0, False),
+    "separate and derivative | embedding alone": ("both", 1.0, False),
+    "separate and derivative + view": ("both", 1.0, True),
+    "separate, PCA-50 | embedding alone": ("pca", 1.0, False),
+    "separate, PCA-50 + view": ("pca", 1.0, True),
+    "separate, PCA-50 whitened + view": ("pcaw", 1.0, True),
+}
+#: What every variant is compared with ("vs default" in the report).
+DEFAULT = "view alone"
+
+
+def interpolated(S: np.ndarray) -> np.ndarray:
+    """Scaled series with interior gaps filled linearly; padding after a series stays NaN."""
+    from tsc_toolkit.views.random_kernels import interpolate_gaps
+
+    filled, lengths = interpolate_gaps(S)
+    for i, end in enumerate(lengths):
+        filled[i, :, end:] = np.nan
+    return filled
+
+
+def pca(Z: np.ndarray, d: int = 50, whiten: bool = False) -> np.ndarray:
+    """``Z`` on its first ``d`` principal components, rows of unit root-mean-square norm."""
+    U, s, _ = np.linalg.svd(Z - Z.mean(axis=0), full_matrices=False)
+    d = min(d, len(s))
+    P = U[:, :d] * (1.0 if whiten else s[:d])
+    return (P / (np.sqrt((P ** 2).sum(axis=1).mean()) or 1.0)).astype(np.float32)
+
+
+def embeddings(X: np.ndarray, weights, parts=("joint", "separate", "interpolated",
+                                             "derivative"), **architecture) -> dict:
+    """The embeddings ``parts`` names, from the pretrained encoder without training
+    (``architecture``: the encoder's, when not the default one)."""
+    from tsc_toolkit.embedding import TLossEncoder
+
+    n, c, length = X.shape
+
+    def univariate(series):
+        return TLossEncoder(pretrained=weights, epochs=0, random_state=0, device="cpu",
+                            **architecture).fit(series[:50])
+
+    out = {}
+    if "joint" in parts:
+        out["joint"] = TLossEncoder(pretrained=weights, epochs=0, channel_mode="joint",
+                                    random_state=0, device="cpu", **architecture).fit(X).transform(X)
+    rows = X.reshape(n * c, 1, length)
+    enc = univariate(rows)
+    S = enc.scale(rows)
+    if "separate" in parts:
+        out["separate"] = enc.embed_scaled(S).reshape(n, -1) / np.sqrt(c)
+    if "interpolated" in parts:
+        out["interpolated"] = enc.embed_scaled(interpolated(S)).reshape(n, -1) / np.sqrt(c)
+    if "derivative" in parts:
+        diffs = np.diff(X, axis=2).reshape(n * c, 1, length - 1)
+        denc = univariate(diffs)
+        out["derivative"] = denc.embed_scaled(interpolated(denc.scale(diffs))).reshape(
+            n, -1) / np.sqrt(c)
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def view(X: np.ndarray, seed: int, weights) -> np.ndarray:
+    """The random-kernel view as ``CNNKMeans(random_state=seed)`` fits it."""
+    from tsc_toolkit.embedding import TLossEncoder
+    from tsc_toolkit.seeding import fit_seed
+    from tsc_toolkit.views.random_kernels import RandomKernelFeatures
+
+    s = fit_seed(seed)
+    scaler = TLossEncoder(pretrained=weights, epochs=0, random_state=s, device="cpu").fit(X[:5])
+    return RandomKernelFeatures(10000, random_state=s).fit_transform(scaler.scale(X))
+
+
+def cached(path: Path, keys, make, *args) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` stored at ``path``; those missing are made by ``make(*args)`` and
+    stored beside the others."""
+    out = {}
+    if path.exists():
+        with np.load(path) as f:
+            out = dict(f)
+    if not set(keys) <= set(out):
+        out.update(make(*args))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **out)
+    return out
+
+
+def needed_parts(variants) -> tuple[str, ...]:
+    """The embeddings the ``variants`` are built from."""
+    base = {"pca": ("separate",), "pcaw": ("separate",), "both": ("separate", "derivative")}
+    return tuple(sorted({p for v in variants if VARIANTS[v][0] is not None
+                         for p in base.get(VARIANTS[v][0], (VARIANTS[v][0],))}))
+
+
+def features(E: dict, V: np.ndarray, variant: str) -> np.ndarray:
+    part, weight, with_view = VARIANTS[variant]
+    if part is None:
+        return V
+    Z = {"pca": lambda: pca(E["separate"]), "pcaw": lambda: pca(E["separate"], whiten=True),
+         "both": lambda: np.hstack([E["separate"], E["derivative"]]) / np.sqrt(2)}.get(
+        part, lambda: E[part])()
+    return np.hstack([weight * Z, V]) if with_view else Z
+
+
+def run(datasets, seeds, variants, cache: Path, weights="auto", log=print) -> pd.DataFrame:
+    from tsc_toolkit import CNNKMeans
+    from tsc_toolkit.seeding import fit_seed
+
+    rows = []
+    for name in datasets:
+        X, y = load(name)
+        k = len(np.unique(y))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parts = needed_parts(variants)
+            E = cached(cache / f"{name}-embeddings.npz", parts, embeddings, X, weights, parts)
+            for seed in seeds:
+                V = cached(cache / f"{name}-view-seed{seed}.npz", ["view"],
+                           lambda *a: {"view": view(*a)}, X, seed, weights)["view"]
+                for variant in variants:
+                    F = np.ascontiguousarray(features(E, V, variant), dtype=np.float32)
+                    tic = time.perf_counter()
+                    labels = CNNKMeans().make_clusterer(k, fit_seed(seed)).fit(F).labels_
+                    rows.append({"dataset": name, "group": group(name), "seed": seed,
+                                 "variant": variant,
+                                 "nmi": normalized_mutual_info_score(y, labels),
+                                 "seconds": time.perf_counter() - tic})
+        log(f"[pretrained_features] {name}: " + ", ".join(
+            f"{r['variant']} {r['nmi']:.3f}" for r in rows
+            if r["dataset"] == name and r["seed"] == seeds[0]))
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="panel", help="panel, holdout, or names")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variants", default=";".join(VARIANTS), help="separated by ;")
+    parser.add_argument("--weights", default="auto",
+                        help="the pretrained encoder: 'auto' (shipped) or a folder")
+    parser.add_argument("--cache", default=str(REPO / "build" / "pretrained_features"))
+    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_pretrained_features.md"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    datasets = {"panel": PANEL, "holdout": HOLDOUT}.get(args.datasets) or \
+        tuple(args.datasets.split(","))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = [v.strip() for v in args.variants.split(";") if v.strip()]
+    set_threads(args.threads)
+    load_start, tic = load_average(), time.perf_counter()
+    runs = run(datasets, seeds, variants, Path(args.cache), args.weights)
+    path = Path(args.out)
+    runs.to_csv(path.with_suffix(".csv"), index=False)
+    t = comparison.tables(runs, "variant", DEFAULT if DEFAULT in variants else variants[0])
+    command = "python -m benchmarks.pretrained_features " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    path.write_text("\n".join([
+        "# Features from the pretrained encoder, without training",
+        "",
+        "Written by `python -m benchmarks.pretrained_features`; do not edit by hand. The "
+        f"encoder starts from `{args.weights}` weights (\"auto\": the ones shipped with the "
+        "package) and is not trained; each variant clusters a different set of features built "
+        "from it and the random-kernel view with the estimator's clustering stage (see the "
+        f"module's docstring). \"vs default\" is each variant's difference from "
+        f"\"{DEFAULT}\" (from the first variant when that one was not run).",
+        "",
+        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
+        f"average at start {load_start}, at end {load_average()}. Seeds: {seeds}. Run time: "
+        f"{time.perf_counter() - tic:.0f} s (with the cache as it was).",
+        "",
+        *comparison.sections(t),
+    ]))
+    print(f"[pretrained_features] wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
