@@ -199,8 +199,10 @@ def auto_neighbour_counts() -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``df`` (cells are written as they are, strings or numbers)."""
-    cols = [str(c) for c in df.columns]
+    """A GitHub markdown table of ``df`` (cells are written as they are, strings or numbers;
+    a ``|`` inside a cell is escaped, so that a name such as "x | embedding alone" stays one
+    cell)."""
+    cols = [str(c).replace("|", "\\|") for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in df.itertuples(index=False):
         cells = []
@@ -208,7 +210,7 @@ def to_markdown(df: pd.DataFrame) -> str:
             if isinstance(value, float):
                 cells.append(fmt_number(value))
             else:
-                cells.append(str(value))
+                cells.append(str(value).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

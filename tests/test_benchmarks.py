@@ -370,3 +370,11 @@ def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder
     S = np.array([[[1.0, np.nan, 3.0, np.nan]]], dtype=np.float32)
     np.testing.assert_array_equal(pf.interpolated(S)[0, 0, :3], [1, 2, 3])
     assert np.isnan(pf.interpolated(S)[0, 0, 3])
+
+
+def test_a_bar_inside_a_report_cell_stays_in_its_cell():
+    from benchmarks.common import to_markdown
+
+    table = to_markdown(pd.DataFrame({"variant": ["pretrained | embedding alone"], "nmi": [0.5]}))
+    header, rule, row = table.splitlines()
+    assert row.replace("\\|", "").count("|") == rule.count("|") == 3
