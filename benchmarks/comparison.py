@@ -64,6 +64,51 @@ def sections(t: dict[str, pd.DataFrame]) -> list[str]:
             "## Sets", "", to_markdown(t["sets"]), ""]
 
 
+def variant_arguments(parser: argparse.ArgumentParser, variants, seeds: str) -> None:
+    """The options of a benchmark that runs ``variants`` on panel sets: ``--datasets``,
+    ``--seeds``, ``--variants`` (separated by ;) and ``--threads``."""
+    parser.add_argument("--datasets", default="panel", help="panel, holdout, or names")
+    parser.add_argument("--seeds", default=seeds)
+    parser.add_argument("--variants", default=";".join(variants), help="separated by ;")
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def chosen(parser: argparse.ArgumentParser, args, variants) -> tuple[tuple, list, list]:
+    """``(datasets, seeds, variants)`` from the options of :func:`variant_arguments`; an
+    unknown variant is an error of the command line, before anything runs. Sets the threads."""
+    from .panel import HOLDOUT, PANEL
+
+    datasets = {"panel": PANEL, "holdout": HOLDOUT}.get(args.datasets) or \
+        tuple(args.datasets.split(","))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = [v.strip() for v in args.variants.split(";") if v.strip()]
+    unknown = [v for v in names if v not in variants]
+    if unknown:
+        parser.error(f"unknown variant(s): {'; '.join(unknown)}")
+    set_threads(args.threads)
+    return datasets, seeds, names
+
+
+def write_report(path: Path, t: dict, *, module: str, argv, title: str, intro: str,
+                 started: tuple, seeds, run_note: str = "") -> None:
+    """A variants report: the title, who writes it, ``intro``, the command, machine, load,
+    seeds and run time (``started``: the load average and ``perf_counter`` at the start),
+    then the tables of :func:`tables`."""
+    load_start, tic = started
+    command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    Path(path).write_text("\n".join([
+        f"# {title}",
+        "",
+        f"Written by `python -m {module}`; do not edit by hand. " + intro,
+        "",
+        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
+        f"average at start {load_start}, at end {load_average()}. Seeds: {seeds}. Run time: "
+        f"{time.perf_counter() - tic:.0f} s{run_note}.",
+        "",
+        *sections(t),
+    ]))
+
+
 def main(argv, *, module: str, description: str, option: str, choices, out: str,
          run: Callable, tables: Callable, title: str, intro: Callable[[], str]) -> int:
     """The command line of a comparison: ``--features``, ``--out``, ``--<option>`` (a comma-

@@ -13,7 +13,6 @@ Decide on the development panel only; ``--datasets holdout`` is the once-at-the-
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,9 +22,9 @@ import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
 from . import comparison
-from .common import REPO, set_threads
-from .panel import HOLDOUT, PANEL, group, load
-from .report import cpu_count, cpu_model, load_average
+from .common import REPO
+from .panel import HOLDOUT, group, load
+from .report import load_average
 
 #: name -> CNNKMeans settings (beside clusters, random_state and device).
 VARIANTS = {
@@ -119,32 +118,23 @@ def run(datasets, seeds, variants, log=print, default_features=None) -> pd.DataF
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="panel", help="panel, holdout, or names")
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--variants", default=";".join(VARIANTS), help="separated by ;")
+    comparison.variant_arguments(parser, VARIANTS, seeds="0")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_pretrained.md"))
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--default-features", default=None,
                         help="take the default's fits from the features the quality benchmark "
                              "saved there (--features-dir), reclustered, instead of refitting")
     args = parser.parse_args(argv)
-    datasets = {"panel": PANEL, "holdout": HOLDOUT}.get(args.datasets) or \
-        tuple(args.datasets.split(","))
-    seeds = [int(s) for s in args.seeds.split(",")]
-    variants = [v.strip() for v in args.variants.split(";") if v.strip()]
-    set_threads(args.threads)
-    load_start, tic = load_average(), time.perf_counter()
+    datasets, seeds, variants = comparison.chosen(parser, args, VARIANTS)
+    started = load_average(), time.perf_counter()
     runs = run(datasets, seeds, variants, default_features=args.default_features)
     path = Path(args.out)
     runs.to_csv(path.with_suffix(".csv"), index=False)
     t = comparison.tables(runs, "variant", DEFAULT, seconds="median seconds per fit")
-    command = "python -m benchmarks.pretrained " + " ".join(argv if argv is not None
-                                                             else sys.argv[1:])
     where = "the held-out sets" if set(datasets) <= set(HOLDOUT) else "the development panel"
-    path.write_text("\n".join([
-        f"# The pretrained encoder on {where}",
-        "",
-        "Written by `python -m benchmarks.pretrained`; do not edit by hand. Each variant is "
+    comparison.write_report(
+        path, t, module="benchmarks.pretrained", argv=argv, started=started, seeds=seeds,
+        title=f"The pretrained encoder on {where}",
+        intro="Each variant is "
         "`CNNKMeans(clusters=classes, random_state=seed, device=\"cpu\")` with the settings its "
         "name says; `| embedding alone` and `| view alone` cluster one part of the same fit's "
         "`features_` with the same clustering stage. The pretrained encoder is the one shipped "
@@ -152,14 +142,7 @@ def main(argv=None) -> int:
         + (f" The default's fits are those the quality benchmark saved in "
            f"`{args.default_features}` (on this processor; the fits are reproduced bit for bit "
            "since, tests/test_golden.py), reclustered by the current stage; their seconds are "
-           "not measured here." if args.default_features else ""),
-        "",
-        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
-        f"average at start {load_start}, at end {load_average()}. Seeds: {seeds}. Run time: "
-        f"{time.perf_counter() - tic:.0f} s.",
-        "",
-        *comparison.sections(t),
-    ]))
+           "not measured here." if args.default_features else ""))
     print(f"[pretrained] wrote {path}")
     return 0
 

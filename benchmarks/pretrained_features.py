@@ -24,7 +24,6 @@ Feature sets (``E`` an embedding, ``V`` the view, each row of unit norm):
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -34,9 +33,9 @@ import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
 from . import comparison
-from .common import REPO, set_threads
-from .panel import HOLDOUT, PANEL, group, load
-from .report import cpu_count, cpu_model, load_average
+from .common import REPO
+from .panel import group, load
+from .report import load_average
 
 #: Variant -> (embedding part or None, weight of the embedding, view beside it).
 VARIANTS = {
@@ -182,43 +181,27 @@ def run(datasets, seeds, variants, cache: Path, weights="auto", log=print) -> pd
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="panel", help="panel, holdout, or names")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--variants", default=";".join(VARIANTS), help="separated by ;")
+    comparison.variant_arguments(parser, VARIANTS, seeds="0,1,2")
     parser.add_argument("--weights", default="auto",
                         help="the pretrained encoder: 'auto' (shipped) or a folder")
     parser.add_argument("--cache", default=str(REPO / "build" / "pretrained_features"))
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_pretrained_features.md"))
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    datasets = {"panel": PANEL, "holdout": HOLDOUT}.get(args.datasets) or \
-        tuple(args.datasets.split(","))
-    seeds = [int(s) for s in args.seeds.split(",")]
-    variants = [v.strip() for v in args.variants.split(";") if v.strip()]
-    set_threads(args.threads)
-    load_start, tic = load_average(), time.perf_counter()
+    datasets, seeds, variants = comparison.chosen(parser, args, VARIANTS)
+    started = load_average(), time.perf_counter()
     runs = run(datasets, seeds, variants, Path(args.cache), args.weights)
     path = Path(args.out)
     runs.to_csv(path.with_suffix(".csv"), index=False)
     t = comparison.tables(runs, "variant", DEFAULT if DEFAULT in variants else variants[0])
-    command = "python -m benchmarks.pretrained_features " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    path.write_text("\n".join([
-        "# Features from the pretrained encoder, without training",
-        "",
-        "Written by `python -m benchmarks.pretrained_features`; do not edit by hand. The "
-        f"encoder starts from `{args.weights}` weights (\"auto\": the ones shipped with the "
-        "package) and is not trained; each variant clusters a different set of features built "
-        "from it and the random-kernel view with the estimator's clustering stage (see the "
-        f"module's docstring). \"vs default\" is each variant's difference from "
-        f"\"{DEFAULT}\" (from the first variant when that one was not run).",
-        "",
-        f"Command: `{command.strip()}`. Machine: {cpu_model()}, {cpu_count()} cores; load "
-        f"average at start {load_start}, at end {load_average()}. Seeds: {seeds}. Run time: "
-        f"{time.perf_counter() - tic:.0f} s (with the cache as it was).",
-        "",
-        *comparison.sections(t),
-    ]))
+    comparison.write_report(
+        path, t, module="benchmarks.pretrained_features", argv=argv, started=started,
+        seeds=seeds, run_note=" (with the cache as it was)",
+        title="Features from the pretrained encoder, without training",
+        intro=f"The encoder starts from `{args.weights}` weights (\"auto\": the ones shipped "
+        "with the package) and is not trained; each variant clusters a different set of "
+        "features built from it and the random-kernel view with the estimator's clustering "
+        "stage (see the module's docstring). \"vs default\" is each variant's difference from "
+        f"\"{DEFAULT}\" (from the first variant when that one was not run).")
     print(f"[pretrained_features] wrote {path}")
     return 0
 
