@@ -239,7 +239,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
         raw = encode(self.module_, inputs, lengths, self._device(),
                      progress=self.verbose >= 2)
         self._set_statistics(raw)
-        return self._finish(raw)
+        return self._per_series(self._normalize(raw))
 
     def _train(self, X, X_valid, callbacks):
         """Train on the dataset ``X``; return its network inputs and lengths."""
@@ -472,11 +472,11 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
     def embed_scaled(self, S: np.ndarray) -> np.ndarray:
         """Normalised embeddings of series already :meth:`scale`-d."""
         raw = encode(self.module_, *self._rows(S), self._device(), progress=self.verbose >= 2)
-        return self._finish(raw)
+        return self._per_series(self._normalize(raw))
 
-    def _finish(self, raw: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
-        """Normalised embeddings from the network's output rows (channels side by side)."""
-        z = self._normalize(raw) if z is None else z
+    def _per_series(self, z: np.ndarray) -> np.ndarray:
+        """One row per series from the network's normalised rows: a series' channels side by
+        side, divided by the square root of their number, when they are embedded separately."""
         if getattr(self, "separate_channels_", False):
             c = self.n_channels_
             z = (z.reshape(-1, c * z.shape[1]) / np.float32(np.sqrt(c))).astype(np.float32)
@@ -515,7 +515,7 @@ class TLossEncoder(TransformerMixin, BaseEstimator):
                                      np.where(std > 1e-8, std, 1.0))
         else:
             z = normalize_embeddings(raw, self.normalize)
-        return self._finish(raw, z)
+        return self._per_series(z)
 
     # ------------------------------------------------------------------ history
 
