@@ -33,6 +33,7 @@ class Config:
     # quality
     datasets: Sequence[str] = ()  # empty: the development panel (benchmarks.panel.PANEL)
     seeds: Sequence[int] = (0, 1, 2)
+    methods: Sequence[str] = ()  # empty: every method of benchmarks.quality.METHODS
     cnn_max_steps: int | None = None  # None: CNNKMeans at its defaults
     peer_budget_s: float = 120.0
     # peers' runs are stored here and reused while the peers' versions stay the same

@@ -69,6 +69,9 @@ def main(argv=None) -> int:
                         help="comma-separated datasets for the quality section ('holdout': "
                              "the held-out sets, benchmarks.panel.HOLDOUT)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (quality)")
+    parser.add_argument("--methods", default=None,
+                        help="the quality section's methods, separated by ';' (default: all; "
+                             "names as in benchmarks.quality.METHODS)")
     parser.add_argument("--save-runs", default=None,
                         help="also save the quality section's per-fit table (CSV) here")
     parser.add_argument("--quality-from", default=None,
@@ -102,6 +105,14 @@ def main(argv=None) -> int:
         cfg.datasets = tuple(d for n in names for d in (HOLDOUT if n == "holdout" else (n,)))
     if args.seeds:
         cfg.seeds = tuple(int(v) for v in args.seeds.split(","))
+    if args.methods:
+        from .quality import METHODS
+
+        cfg.methods = tuple(m.strip() for m in args.methods.split(";") if m.strip())
+        unknown = set(cfg.methods) - set(METHODS)
+        if unknown:
+            parser.error(f"unknown method(s): {', '.join(sorted(unknown))}; known: "
+                         f"{'; '.join(METHODS)}")
     if args.cnn_max_steps:
         cfg.cnn_max_steps = args.cnn_max_steps
     if args.peer_budget is not None:

@@ -155,6 +155,18 @@ def test_fast_cli_rejects_an_unknown_section():
     assert SECTIONS == ("quality", "speed", "kmeans", "scaling")
 
 
+def test_the_quality_section_runs_the_methods_asked_for():
+    cfg = Config.fast_size()
+    assert quality.chosen_methods(cfg) == quality.METHODS
+    cfg.methods = (quality.KASBA, quality.RAW)
+    assert quality.chosen_methods(cfg) == (quality.RAW, quality.KASBA)  # the report's order
+    cfg.methods = ("nonsense",)
+    with pytest.raises(ValueError, match="unknown method"):
+        quality.chosen_methods(cfg)
+    with pytest.raises(SystemExit):
+        main(["--fast", "--only", "quality", "--methods", f"{quality.RAW};nonsense"])
+
+
 def test_summary_table_bolds_the_best_mean_and_says_skipped():
     runs = pd.DataFrame([
         {"dataset": "A", "method": quality.CNN, "seed": 0, "nmi": 0.2, "ari": 0.1,
@@ -356,7 +368,7 @@ def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder
     X, _ = make_series(30, length=40, n_channels=2, missing_rate=0.1, random_state=1)
     weights = str(tmp_path / "enc")
     # the benchmark's separate embedding is the encoder's channel_mode="separate"
-    E = pf.embeddings(X, weights, **arch)
+    E = pf.embeddings(X, weights, parts=pf.needed_parts(pf.VARIANTS), **arch)
     separate = TLossEncoder(pretrained=weights, epochs=0, channel_mode="separate",
                             device="cpu", **arch).fit(X).transform(X)
     np.testing.assert_allclose(E["separate"], separate, rtol=1e-5, atol=1e-6)
@@ -366,6 +378,23 @@ def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder
     assert widths["view alone"] == 5 and widths["separate + view"] == 13
     assert widths["separate and derivative | embedding alone"] == 16
     assert widths["separate, PCA-50 + view"] == 8 + 5  # 30 rows, 8 columns: 8 components
+    # every block pooled: max and mean of the 6 channels of 2 blocks, for each of 2 channels
+    assert widths["before the last layer | embedding alone"] == 2 * 6
+    assert widths["every block, per-block norm + view"] == 2 * 2 * 12 + 5
+    assert widths["every block, standardised | embedding alone"] == 2 * 2 * 12
+    # the final block's maximum is what the linear layer turns into the embedding
+    import torch
+
+    from tsc_toolkit.embedding.encoder import encode
+
+    enc = TLossEncoder(pretrained=weights, epochs=0, channel_mode="separate", device="cpu",
+                       **arch).fit(X)
+    S = enc.scale(X)
+    last = pf.pooled_blocks(enc, S)[-1][:, :6]
+    with torch.no_grad():
+        from_last = enc.module_.linear(torch.from_numpy(last)).numpy()
+    np.testing.assert_allclose(from_last, encode(enc.module_, *enc._rows(S), torch.device("cpu")),
+                               rtol=1e-4, atol=1e-5)
     # gaps interpolated: no NaN inside a series, padding kept
     S = np.array([[[1.0, np.nan, 3.0, np.nan]]], dtype=np.float32)
     np.testing.assert_array_equal(pf.interpolated(S)[0, 0, :3], [1, 2, 3])
@@ -378,3 +407,21 @@ def test_a_bar_inside_a_report_cell_stays_in_its_cell():
     table = to_markdown(pd.DataFrame({"variant": ["pretrained | embedding alone"], "nmi": [0.5]}))
     header, rule, row = table.splitlines()
     assert row.replace("\\|", "").count("|") == rule.count("|") == 3
+
+
+def test_a_report_quotes_its_command_as_a_shell_reads_it(tmp_path):
+    import shlex
+    import time
+
+    from benchmarks import comparison
+
+    runs = pd.DataFrame({"dataset": ["A", "A"], "group": ["univariate"] * 2, "seed": [0, 0],
+                         "variant": ["x | alone", "y"], "nmi": [0.5, 0.4]})
+    argv = ["--variants", "x | alone;y", "--out", str(tmp_path / "r.md")]
+    comparison.write_report(tmp_path / "r.md", comparison.tables(runs, "variant", "y"),
+                            module="benchmarks.some", argv=argv, title="T", intro="",
+                            started=("0 / 0 / 0", time.perf_counter()), seeds=[0])
+    line = next(s for s in (tmp_path / "r.md").read_text().splitlines()
+                if s.startswith("Command: "))
+    command = re.search(r"Command: `(.*?)`\. Machine", line).group(1)
+    assert shlex.split(command)[3:] == argv
