@@ -9,6 +9,7 @@ table into the panel, group and set tables and writes the report around them.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -95,7 +96,9 @@ def write_report(path: Path, t: dict, *, module: str, argv, title: str, intro: s
     seeds and run time (``started``: the load average and ``perf_counter`` at the start),
     then the tables of :func:`tables`."""
     load_start, tic = started
-    command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    # quoted as a shell needs it: variant names hold spaces, ";" and "|"
+    command = f"python -m {module} " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     Path(path).write_text("\n".join([
         f"# {title}",
         "",
@@ -137,7 +140,9 @@ def main(argv, *, module: str, description: str, option: str, choices, out: str,
         title = title.replace("the development panel", "the held-out sets")
     elif set(runs.dataset) <= set(CASES):  # fits of `benchmarks.sanity --features-dir`
         title = title.replace("the development panel", "the sanity suite's easy data")
-    command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    # quoted as a shell needs it: variant names hold spaces, ";" and "|"
+    command = f"python -m {module} " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     path.write_text("\n".join([
         f"# {title}",
         "",
