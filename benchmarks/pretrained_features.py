@@ -18,7 +18,12 @@ Feature sets (``E`` an embedding, ``V`` the view, each row of unit norm):
   view fills them) instead of zeros beside an "observed" mask;
 - ``derivative``: the embedding of the first differences of each channel;
 - ``PCA-50``: the embedding reduced to 50 principal components (rows rescaled to unit mean
-  norm), ``whitened`` with every component at unit variance.
+  norm), ``whitened`` with every component at unit variance;
+- ``before the last layer``: the max-pooled output of the final block (``reduced_size``
+  values), the input of the linear layer that makes the embedding, rows of unit norm;
+- ``every block``: the maximum and the mean over observed steps of every block's output;
+  ``per-block norm``: each block's values of unit norm, side by side / sqrt(blocks);
+  ``standardised``: each value standardised over the set, then rows of unit norm.
 """
 
 from __future__ import annotations
@@ -54,6 +59,12 @@ VARIANTS = {
     "separate, PCA-50 | embedding alone": ("pca", 1.0, False),
     "separate, PCA-50 + view": ("pca", 1.0, True),
     "separate, PCA-50 whitened + view": ("pcaw", 1.0, True),
+    "before the last layer | embedding alone": ("prehead", 1.0, False),
+    "before the last layer + view": ("prehead", 1.0, True),
+    "every block, per-block norm | embedding alone": ("blocks", 1.0, False),
+    "every block, per-block norm + view": ("blocks", 1.0, True),
+    "every block, standardised | embedding alone": ("blocks_std", 1.0, False),
+    "every block, standardised + view": ("blocks_std", 1.0, True),
 }
 #: What every variant is compared with ("vs default" in the report).
 DEFAULT = "view alone"
@@ -75,6 +86,44 @@ def pca(Z: np.ndarray, d: int = 50, whiten: bool = False) -> np.ndarray:
     d = min(d, len(s))
     P = U[:, :d] * (1.0 if whiten else s[:d])
     return (P / (np.sqrt((P ** 2).sum(axis=1).mean()) or 1.0)).astype(np.float32)
+
+
+def unit_rows(Z: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    return Z / np.where(norms > 0, norms, 1.0)
+
+
+def pooled_blocks(enc, S: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
+    """The maximum and the mean over observed steps of each block's output, for each row the
+    encoder embeds (one per channel of each series here): a list, one ``(rows, 2 x channels)``
+    array per block."""
+    import torch
+
+    from tsc_toolkit.embedding.encoder import inference_network
+
+    inputs, lengths = enc._rows(S)
+    network = inference_network(enc.module_)
+    order = np.argsort(lengths, kind="stable")
+    out = None
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            length = int(lengths[idx].max())
+            x = torch.from_numpy(np.ascontiguousarray(inputs[idx, :, :length]))
+            lens = torch.from_numpy(lengths[idx].astype(np.int64))
+            valid = (torch.arange(length)[None, :] < lens[:, None])[:, None, :]
+            h = x
+            pooled = []
+            for block in network.network:
+                h = block(h)
+                top = h.masked_fill(~valid, float("-inf")).max(dim=2).values
+                mean = (h * valid).sum(dim=2) / lens[:, None]
+                pooled.append(torch.cat([top, mean], dim=1).numpy())
+            if out is None:
+                out = [np.empty((len(order), p.shape[1]), np.float32) for p in pooled]
+            for o, p in zip(out, pooled):
+                o[idx] = p
+    return out
 
 
 def embeddings(X: np.ndarray, weights, parts=("joint", "separate", "interpolated",
@@ -100,6 +149,22 @@ def embeddings(X: np.ndarray, weights, parts=("joint", "separate", "interpolated
         out["separate"] = enc.embed_scaled(S).reshape(n, -1) / np.sqrt(c)
     if "interpolated" in parts:
         out["interpolated"] = enc.embed_scaled(interpolated(S)).reshape(n, -1) / np.sqrt(c)
+    if {"prehead", "blocks", "blocks_std"} & set(parts):
+        pooled = pooled_blocks(enc, S)
+        last = pooled[-1][:, :pooled[-1].shape[1] // 2]  # the max of the final block
+
+        def per_series(Z):
+            return Z.reshape(n, -1) / np.sqrt(c)
+
+        if "prehead" in parts:
+            out["prehead"] = per_series(unit_rows(last))
+        if "blocks" in parts:
+            out["blocks"] = per_series(np.hstack([unit_rows(p) for p in pooled])
+                                       / np.sqrt(len(pooled)))
+        if "blocks_std" in parts:
+            Z = np.hstack(pooled).reshape(n, -1)
+            std = Z.std(axis=0)
+            out["blocks_std"] = unit_rows((Z - Z.mean(axis=0)) / np.where(std > 1e-8, std, 1.0))
     if "derivative" in parts:
         diffs = np.diff(X, axis=2).reshape(n * c, 1, length - 1)
         denc = univariate(diffs)
