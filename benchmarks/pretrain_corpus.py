@@ -69,7 +69,12 @@ def main(argv=None) -> int:
     parser.add_argument("--short-fraction", type=float, default=SHORT)
     parser.add_argument("--gap-fraction", type=float, default=GAPS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoints", default="",
+                        help="comma-separated step counts: the encoder is also saved in "
+                             "OUTPUT/step-N at the end of the first pass over the windows "
+                             "that reaches N steps")
     args = parser.parse_args(argv)
+    marks = sorted(int(v) for v in args.checkpoints.split(",") if v.strip())
     from .common import set_threads
 
     set_threads(args.threads)
@@ -82,7 +87,8 @@ def main(argv=None) -> int:
     encoder = pretrain(sets, args.output, steps=args.steps, n_windows=args.windows,
                        window_length=args.window_length, random_state=args.seed,
                        short_fraction=args.short_fraction, gap_fraction=args.gap_fraction,
-                       batch_size=args.batch_size, device="cpu", verbose=1)
+                       batch_size=args.batch_size, device="cpu", verbose=1,
+                       callbacks=[Checkpoints(args.output, marks)] if marks else None)
     seconds = time.perf_counter() - tic
     card = {
         "corpus": {name: int(len(s)) for name, s in zip(CORPUS, sets)},
@@ -99,6 +105,18 @@ def main(argv=None) -> int:
     (Path(args.output) / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps(card, indent=1))
     return 0
+
+
+class Checkpoints:
+    """Saves the encoder in ``folder/step-N`` at the end of the first pass over the windows
+    that reaches each of ``marks`` steps (with the steps it had then in its config)."""
+
+    def __init__(self, folder, marks):
+        self.folder, self.marks = Path(folder), list(marks)
+
+    def on_epoch_end(self, encoder, record) -> None:
+        while self.marks and encoder.n_steps_ >= self.marks[0]:
+            encoder.save(self.folder / f"step-{self.marks.pop(0)}")
 
 
 def _processor() -> str:

@@ -110,7 +110,8 @@ def punch_gaps(window: np.ndarray, rate: float, rng: np.random.Generator) -> np.
 
 def pretrain(sets, output: str | os.PathLike | None = None, *, steps: int = 4000,
              n_windows: int = 3000, window_length: int = 512, short_fraction: float = 0.0,
-             gap_fraction: float = 0.0, random_state=0, **encoder_params) -> TLossEncoder:
+             gap_fraction: float = 0.0, random_state=0, callbacks=None,
+             **encoder_params) -> TLossEncoder:
     """Fit the T-Loss encoder on windows of a corpus of series and save it.
 
     Parameters
@@ -134,6 +135,10 @@ def pretrain(sets, output: str | os.PathLike | None = None, *, steps: int = 4000
         encoder's clusters worse, not better (docs/pretrained_encoder.md).
     random_state : int, default=0
         Seed of the draw, the weights and the triplet sampling.
+    callbacks : callable or list, optional
+        Called at the end of each pass over the windows, as :meth:`TLossEncoder.fit` calls
+        them (``callback(encoder, record)``): to follow the loss, or to save the encoder
+        part way (``encoder.save(...)``).
     **encoder_params
         Other :class:`TLossEncoder` parameters (the architecture, ``batch_size``,
         ``negative_samples``, ``device``, ``verbose``, ...); the defaults are those of
@@ -162,7 +167,7 @@ def pretrain(sets, output: str | os.PathLike | None = None, *, steps: int = 4000
     # no per-epoch silhouette unless asked for: the windows of a corpus have no clusters to score
     encoder = TLossEncoder(**{"random_state": stage_seed(random_state), "score_sample_size": 0,
                               **encoder_params, "max_steps": int(steps), "epochs": None})
-    encoder.fit(windows)
+    encoder.fit(windows, callbacks=callbacks)
     if output is not None:
         encoder.save(output)
     return encoder
