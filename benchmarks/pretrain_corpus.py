@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoints", default="",
                         help="comma-separated step counts: the encoder is also saved in "
-                             "OUTPUT/step-N at the end of the first pass over the windows "
+                             "OUTPUT-step-N at the end of the first pass over the windows "
                              "that reaches N steps")
     args = parser.parse_args(argv)
     marks = sorted(int(v) for v in args.checkpoints.split(",") if v.strip())
@@ -108,15 +108,19 @@ def main(argv=None) -> int:
 
 
 class Checkpoints:
-    """Saves the encoder in ``folder/step-N`` at the end of the first pass over the windows
-    that reaches each of ``marks`` steps (with the steps it had then in its config)."""
+    """Saves the encoder in ``<folder>-step-N`` at the end of the first pass over the windows
+    that reaches each of ``marks`` steps (with the steps it had then in its config). Beside
+    ``folder``, not inside it: saving the final encoder replaces the folder whole."""
 
     def __init__(self, folder, marks):
         self.folder, self.marks = Path(folder), list(marks)
 
+    def path(self, mark: int) -> Path:
+        return self.folder.with_name(f"{self.folder.name}-step-{mark}")
+
     def on_epoch_end(self, encoder, record) -> None:
         while self.marks and encoder.n_steps_ >= self.marks[0]:
-            encoder.save(self.folder / f"step-{self.marks.pop(0)}")
+            encoder.save(self.path(self.marks.pop(0)))
 
 
 def _processor() -> str:

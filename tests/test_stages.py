@@ -250,14 +250,18 @@ def test_pretraining_is_fitting_the_encoder_stage_on_a_corpus(tmp_path):
     from benchmarks.pretrain_corpus import Checkpoints
 
     seen = []
-    part = pretrain(corpus, None, steps=6, n_windows=24, window_length=64, device="cpu",
-                    batch_size=8, callbacks=[lambda e, r: seen.append(e.n_steps_),
-                                             Checkpoints(tmp_path / "parts", [2, 3, 6])], **arch)
+    part = pretrain(corpus, tmp_path / "part", steps=6, n_windows=24, window_length=64,
+                    device="cpu", batch_size=8,
+                    callbacks=[lambda e, r: seen.append(e.n_steps_),
+                               Checkpoints(tmp_path / "part", [2, 3, 6])], **arch)
     assert seen == [3, 6]  # 24 windows in batches of 8: 3 steps a pass
-    # the pass that reached 2 steps reached 3: both marks hold that encoder
-    assert [TLossEncoder.load(tmp_path / "parts" / f"step-{n}").n_steps_ for n in (2, 3)] == [3, 3]
+    # the pass that reached 2 steps reached 3: both marks hold that encoder, and saving the
+    # final encoder in its folder leaves them there
+    assert [TLossEncoder.load(tmp_path / f"part-step-{n}").n_steps_ for n in (2, 3)] == [3, 3]
     X0, _ = make_series(10, length=50, random_state=6)
-    np.testing.assert_array_equal(TLossEncoder.load(tmp_path / "parts" / "step-6").transform(X0),
+    np.testing.assert_array_equal(TLossEncoder.load(tmp_path / "part-step-6").transform(X0),
+                                  part.transform(X0))
+    np.testing.assert_array_equal(TLossEncoder.load(tmp_path / "part").transform(X0),
                                   part.transform(X0))
     loaded = TLossEncoder.load(out)
     X, _ = make_series(20, length=50, random_state=5)
