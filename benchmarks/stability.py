@@ -10,6 +10,7 @@ The variants are those of :mod:`benchmarks.pretrained`. Run alone (CPU-bound).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 import warnings
@@ -79,8 +80,8 @@ def main(argv=None) -> int:
         stable=("agreement", lambda a: int((a >= STABLE).sum())),
         mean_agreement=("agreement", "mean"), min_agreement=("agreement", "min")).reset_index()
     summary["stable share"] = summary["stable"] / summary["sets"]
-    command = "python -m benchmarks.stability " + " ".join(argv if argv is not None
-                                                            else sys.argv[1:])
+    command = "python -m benchmarks.stability " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     path.write_text("\n".join([
         "# Stability of a fit under a perturbation of 1e-6 (development panel)",
         "",
