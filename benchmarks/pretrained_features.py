@@ -215,10 +215,23 @@ def features(E: dict, V: np.ndarray, variant: str) -> np.ndarray:
     return np.hstack([weight * Z, V]) if with_view else Z
 
 
+def label(weights: str) -> str:
+    """The name of a pretrained encoder in a report: "shipped" for "auto", else its folder's."""
+    return "shipped" if weights == "auto" else Path(weights).name
+
+
 def run(datasets, seeds, variants, cache: Path, weights="auto", log=print) -> pd.DataFrame:
+    """Each variant's NMI per set and seed. ``weights``: one encoder, or a list of several;
+    with several, each variant's name starts with the encoder's :func:`label` and each
+    encoder's embeddings are cached in a folder of that name (the views are shared)."""
     from tsc_toolkit import CNNKMeans
     from tsc_toolkit.seeding import fit_seed
 
+    several = not isinstance(weights, str)
+    encoders = list(weights) if several else [weights]
+    labels = [label(w) for w in encoders]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"two encoders share a name: {labels}")
     rows = []
     for name in datasets:
         X, y = load(name)
@@ -226,18 +239,20 @@ def run(datasets, seeds, variants, cache: Path, weights="auto", log=print) -> pd
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parts = needed_parts(variants)
-            E = cached(cache / f"{name}-embeddings.npz", parts, embeddings, X, weights, parts)
+            E = {w: cached((cache / label(w) if several else cache) / f"{name}-embeddings.npz",
+                           parts, embeddings, X, w, parts) for w in encoders}
             for seed in seeds:
                 V = cached(cache / f"{name}-view-seed{seed}.npz", ["view"],
-                           lambda *a: {"view": view(*a)}, X, seed, weights)["view"]
-                for variant in variants:
-                    F = np.ascontiguousarray(features(E, V, variant), dtype=np.float32)
-                    tic = time.perf_counter()
-                    labels = CNNKMeans().make_clusterer(k, fit_seed(seed)).fit(F).labels_
-                    rows.append({"dataset": name, "group": group(name), "seed": seed,
-                                 "variant": variant,
-                                 "nmi": normalized_mutual_info_score(y, labels),
-                                 "seconds": time.perf_counter() - tic})
+                           lambda *a: {"view": view(*a)}, X, seed, encoders[0])["view"]
+                for w in encoders:
+                    for variant in variants:
+                        F = np.ascontiguousarray(features(E[w], V, variant), dtype=np.float32)
+                        tic = time.perf_counter()
+                        labels = CNNKMeans().make_clusterer(k, fit_seed(seed)).fit(F).labels_
+                        rows.append({"dataset": name, "group": group(name), "seed": seed,
+                                     "variant": f"{label(w)}: {variant}" if several else variant,
+                                     "nmi": normalized_mutual_info_score(y, labels),
+                                     "seconds": time.perf_counter() - tic})
         log(f"[pretrained_features] {name}: " + ", ".join(
             f"{r['variant']} {r['nmi']:.3f}" for r in rows
             if r["dataset"] == name and r["seed"] == seeds[0]))
@@ -248,16 +263,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     comparison.variant_arguments(parser, VARIANTS, seeds="0,1,2")
     parser.add_argument("--weights", default="auto",
-                        help="the pretrained encoder: 'auto' (shipped) or a folder")
+                        help="the pretrained encoder: 'auto' (shipped) or a folder; several "
+                             "separated by ',' to compare encoders in one report")
     parser.add_argument("--cache", default=str(REPO / "build" / "pretrained_features"))
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks_pretrained_features.md"))
     args = parser.parse_args(argv)
     datasets, seeds, variants = comparison.chosen(parser, args, VARIANTS)
     started = load_average(), time.perf_counter()
-    runs = run(datasets, seeds, variants, Path(args.cache), args.weights)
+    weights = [w.strip() for w in args.weights.split(",") if w.strip()]
+    runs = run(datasets, seeds, variants, Path(args.cache),
+               weights if len(weights) > 1 else weights[0])
     path = Path(args.out)
     runs.to_csv(path.with_suffix(".csv"), index=False)
-    t = comparison.tables(runs, "variant", DEFAULT if DEFAULT in variants else variants[0])
+    names = list(dict.fromkeys(runs.variant))
+    t = comparison.tables(runs, "variant", DEFAULT if DEFAULT in names else names[0])
     comparison.write_report(
         path, t, module="benchmarks.pretrained_features", argv=argv, started=started,
         seeds=seeds, run_note=" (with the cache as it was)",

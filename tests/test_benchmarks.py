@@ -355,7 +355,8 @@ def test_the_pretrained_benchmark_scores_the_fit_and_each_part_of_its_features()
     assert 0 < np.abs(Xp[ok] / X[ok] - 1).max() < 1e-5
 
 
-def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder(tmp_path):
+def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder(tmp_path,
+                                                                                 monkeypatch):
     from benchmarks import pretrained_features as pf
     from tsc_toolkit.embedding import TLossEncoder
     from tsc_toolkit.embedding.pretrain import pretrain
@@ -395,6 +396,26 @@ def test_the_pretrained_features_benchmark_builds_every_variant_from_one_encoder
         from_last = enc.module_.linear(torch.from_numpy(last)).numpy()
     np.testing.assert_allclose(from_last, encode(enc.module_, *enc._rows(S), torch.device("cpu")),
                                rtol=1e-4, atol=1e-5)
+    # several encoders in one run: names and caches by folder, the view shared
+    import shutil
+
+    shutil.copytree(tmp_path / "enc", tmp_path / "other")
+    y = np.repeat([0, 1], 15)
+    monkeypatch.setattr(pf, "load", lambda name: (X, y))
+    monkeypatch.setattr(pf, "group", lambda name: "multivariate")
+    monkeypatch.setattr(pf, "view", lambda X, seed, weights: V)
+    embed = pf.embeddings
+    monkeypatch.setattr(pf, "embeddings", lambda *a: embed(*a, **arch))
+    several = [weights, str(tmp_path / "other")]
+    runs = pf.run(["A"], [0], ["separate | embedding alone"], tmp_path / "cache", several,
+                  log=lambda *a: None)
+    assert list(runs.variant) == ["enc: separate | embedding alone",
+                                  "other: separate | embedding alone"]
+    assert runs.nmi.iloc[0] == runs.nmi.iloc[1]  # the same weights under two names
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == {"enc", "other",
+                                                               "A-view-seed0.npz"}
+    with pytest.raises(ValueError, match="share a name"):
+        pf.run(["A"], [0], ["view alone"], tmp_path / "c2", [weights, weights])
     # gaps interpolated: no NaN inside a series, padding kept
     S = np.array([[[1.0, np.nan, 3.0, np.nan]]], dtype=np.float32)
     np.testing.assert_array_equal(pf.interpolated(S)[0, 0, :3], [1, 2, 3])
