@@ -17,6 +17,17 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Each test starts on one torch thread, whatever the test before it set (a benchmark's
+    command line sets its own count). A fit on more threads than one picks its count from the
+    cores other processes leave free, so two fits that a test expects to be equal could run on
+    different counts and round differently."""
+    if "torch" in globals():
+        torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -93,9 +93,13 @@ class CNNKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         a fit takes about as long on 100 series as on 100,000.
     random_state : int, RandomState or None, default=None
         Seed for weights, sampling and K-Means. With an int, CPU training is repeatable on
-        the same processor and torch build; another processor rounds some convolutions
-        differently, and the fit can then end elsewhere (the panel's 93 default fits on an
-        AMD EPYC against an Intel Xeon: 44 differ, one set by 0.4 NMI; docs/defaults.md).
+        the same processor and torch build with the same number of threads; another
+        processor rounds some convolutions differently, and the fit can then end elsewhere
+        (the panel's 93 default fits on an AMD EPYC against an Intel Xeon: 44 differ, one set
+        by 0.4 NMI; docs/defaults.md). A fit uses one thread per core that other processes
+        leave free, so on a busy machine it may run on fewer threads and round differently
+        too; ``torch.set_num_threads(1)`` before fitting makes it repeatable whatever the
+        load (and slower on an idle machine).
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string.
     scaling : {"series", "channel", "none"}, default="series"
