@@ -65,6 +65,13 @@ def sections(t: dict[str, pd.DataFrame]) -> list[str]:
             "## Sets", "", to_markdown(t["sets"]), ""]
 
 
+def command_line(module: str, argv=None) -> str:
+    """``python -m module`` and its arguments (``argv``, else this process's), each quoted as a
+    shell needs it: variant names hold spaces, ";" and "|"."""
+    return f"python -m {module} " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+
+
 def variant_arguments(parser: argparse.ArgumentParser, variants, seeds: str) -> None:
     """The options of a benchmark that runs ``variants`` on panel sets: ``--datasets``,
     ``--seeds``, ``--variants`` (separated by ;) and ``--threads``."""
@@ -96,9 +103,7 @@ def write_report(path: Path, t: dict, *, module: str, argv, title: str, intro: s
     seeds and run time (``started``: the load average and ``perf_counter`` at the start),
     then the tables of :func:`tables`."""
     load_start, tic = started
-    # quoted as a shell needs it: variant names hold spaces, ";" and "|"
-    command = f"python -m {module} " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line(module, argv)
     Path(path).write_text("\n".join([
         f"# {title}",
         "",
@@ -140,9 +145,7 @@ def main(argv, *, module: str, description: str, option: str, choices, out: str,
         title = title.replace("the development panel", "the held-out sets")
     elif set(runs.dataset) <= set(CASES):  # fits of `benchmarks.sanity --features-dir`
         title = title.replace("the development panel", "the sanity suite's easy data")
-    # quoted as a shell needs it: variant names hold spaces, ";" and "|"
-    command = f"python -m {module} " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line(module, argv)
     path.write_text("\n".join([
         f"# {title}",
         "",

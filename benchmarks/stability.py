@@ -10,8 +10,6 @@ The variants are those of :mod:`benchmarks.pretrained`. Run alone (CPU-bound).
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +19,7 @@ import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
 from .common import REPO, set_threads, to_markdown
+from .comparison import command_line
 from .panel import PANEL, group, load
 from .pretrained import VARIANTS
 from .report import cpu_count, cpu_model, load_average
@@ -80,8 +79,7 @@ def main(argv=None) -> int:
         stable=("agreement", lambda a: int((a >= STABLE).sum())),
         mean_agreement=("agreement", "mean"), min_agreement=("agreement", "min")).reset_index()
     summary["stable share"] = summary["stable"] / summary["sets"]
-    command = "python -m benchmarks.stability " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = command_line("benchmarks.stability", argv)
     path.write_text("\n".join([
         "# Stability of a fit under a perturbation of 1e-6 (development panel)",
         "",
