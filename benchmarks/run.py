@@ -106,13 +106,13 @@ def main(argv=None) -> int:
     if args.seeds:
         cfg.seeds = tuple(int(v) for v in args.seeds.split(","))
     if args.methods:
-        from .quality import METHODS
+        from .quality import chosen_methods
 
         cfg.methods = tuple(m.strip() for m in args.methods.split(";") if m.strip())
-        unknown = set(cfg.methods) - set(METHODS)
-        if unknown:
-            parser.error(f"unknown method(s): {', '.join(sorted(unknown))}; known: "
-                         f"{'; '.join(METHODS)}")
+        try:
+            chosen_methods(cfg)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.cnn_max_steps:
         cfg.cnn_max_steps = args.cnn_max_steps
     if args.peer_budget is not None:
