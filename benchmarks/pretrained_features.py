@@ -88,11 +88,6 @@ def pca(Z: np.ndarray, d: int = 50, whiten: bool = False) -> np.ndarray:
     return (P / (np.sqrt((P ** 2).sum(axis=1).mean()) or 1.0)).astype(np.float32)
 
 
-def unit_rows(Z: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    return Z / np.where(norms > 0, norms, 1.0)
-
-
 def pooled_blocks(enc, S: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
     """The maximum and the mean over observed steps of each block's output, for each row the
     encoder embeds (one per channel of each series here): a list, one ``(rows, 2 x channels)``
@@ -131,8 +126,12 @@ def embeddings(X: np.ndarray, weights, parts=("joint", "separate", "interpolated
     """The embeddings ``parts`` names, from the pretrained encoder without training
     (``architecture``: the encoder's, when not the default one)."""
     from tsc_toolkit.embedding import TLossEncoder
+    from tsc_toolkit.embedding.training import normalize_embeddings
 
     n, c, length = X.shape
+
+    def per_series(Z):  # one row per series: its channels' rows side by side / sqrt(C)
+        return Z.reshape(n, -1) / np.sqrt(c)
 
     def univariate(series):
         return TLossEncoder(pretrained=weights, epochs=0, random_state=0, device="cpu",
@@ -146,30 +145,26 @@ def embeddings(X: np.ndarray, weights, parts=("joint", "separate", "interpolated
     enc = univariate(rows)
     S = enc.scale(rows)
     if "separate" in parts:
-        out["separate"] = enc.embed_scaled(S).reshape(n, -1) / np.sqrt(c)
+        out["separate"] = per_series(enc.embed_scaled(S))
     if "interpolated" in parts:
-        out["interpolated"] = enc.embed_scaled(interpolated(S)).reshape(n, -1) / np.sqrt(c)
+        out["interpolated"] = per_series(enc.embed_scaled(interpolated(S)))
     if {"prehead", "blocks", "blocks_std"} & set(parts):
         pooled = pooled_blocks(enc, S)
         last = pooled[-1][:, :pooled[-1].shape[1] // 2]  # the max of the final block
-
-        def per_series(Z):
-            return Z.reshape(n, -1) / np.sqrt(c)
-
         if "prehead" in parts:
-            out["prehead"] = per_series(unit_rows(last))
+            out["prehead"] = per_series(normalize_embeddings(last, "l2"))
         if "blocks" in parts:
-            out["blocks"] = per_series(np.hstack([unit_rows(p) for p in pooled])
+            out["blocks"] = per_series(np.hstack([normalize_embeddings(p, "l2") for p in pooled])
                                        / np.sqrt(len(pooled)))
         if "blocks_std" in parts:
             Z = np.hstack(pooled).reshape(n, -1)
             std = Z.std(axis=0)
-            out["blocks_std"] = unit_rows((Z - Z.mean(axis=0)) / np.where(std > 1e-8, std, 1.0))
+            out["blocks_std"] = normalize_embeddings(
+                (Z - Z.mean(axis=0)) / np.where(std > 1e-8, std, 1.0), "l2")
     if "derivative" in parts:
         diffs = np.diff(X, axis=2).reshape(n * c, 1, length - 1)
         denc = univariate(diffs)
-        out["derivative"] = denc.embed_scaled(interpolated(denc.scale(diffs))).reshape(
-            n, -1) / np.sqrt(c)
+        out["derivative"] = per_series(denc.embed_scaled(interpolated(denc.scale(diffs))))
     return {k: v.astype(np.float32) for k, v in out.items()}
 
 
@@ -229,9 +224,9 @@ def run(datasets, seeds, variants, cache: Path, weights="auto", log=print) -> pd
 
     several = not isinstance(weights, str)
     encoders = list(weights) if several else [weights]
-    labels = [label(w) for w in encoders]
-    if len(set(labels)) < len(labels):
-        raise ValueError(f"two encoders share a name: {labels}")
+    names = [label(w) for w in encoders]
+    if len(set(names)) < len(names):
+        raise ValueError(f"two encoders share a name: {names}")
     rows = []
     for name in datasets:
         X, y = load(name)
